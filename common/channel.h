@@ -1,0 +1,45 @@
+// Client channels with the project's defaults: retries for UNAVAILABLE
+// declared in the service config (not hand-written loops), keepalive, large
+// messages, and a deadline helper every call site uses.
+#ifndef CASCADE_COMMON_CHANNEL_H_
+#define CASCADE_COMMON_CHANNEL_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace cascade {
+
+// Every call gets one unless the caller says otherwise.
+inline constexpr absl::Duration kDefaultCallTimeout = absl::Seconds(30);
+
+struct ChannelOptions {
+  // Attempts per call for UNAVAILABLE (gRPC caps this at 5), including the first.
+  int max_attempts = 4;
+  // Exponential backoff between attempts.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+  // Keepalive pings on idle connections, so dead peers are noticed.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  // Largest message received; bulk tensors stream in chunks well below it.
+  int max_receive_message_bytes = 256 << 20;
+};
+
+// The service-config JSON that declares the retry policy (exposed for tests).
+std::string RetryServiceConfigJson(const ChannelOptions& options);
+
+// An insecure channel to `target` ("host:port") with the options above.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ChannelOptions& options = {});
+
+// Sets the call's deadline to now + timeout.
+void SetCallTimeout(grpc::ClientContext& context, absl::Duration timeout = kDefaultCallTimeout);
+
+}  // namespace cascade
+
+#endif  // CASCADE_COMMON_CHANNEL_H_

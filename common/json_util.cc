@@ -21,9 +21,9 @@ JsonPath JsonPath::Index(size_t index) const {
 }
 
 std::string JsonPath::ToString() const {
-  std::string where = path_.empty() ? "<root>" : path_;
-  if (source_.empty()) return where;
-  return absl::StrCat(source_, ": ", where);
+  if (path_.empty()) return source_.empty() ? "<root>" : source_;
+  if (source_.empty()) return path_;
+  return absl::StrCat(source_, ": ", path_);
 }
 
 absl::Status JsonPath::Error(absl::string_view message) const {

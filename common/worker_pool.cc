@@ -17,7 +17,7 @@ namespace cascade {
 struct WorkerPool::State {
   struct Task {
     std::function<void()> run;
-    absl::Time deadline;
+    absl::Duration run_limit;
   };
   // What one worker is doing; lives as long as the worker.
   struct Worker {
@@ -68,7 +68,7 @@ void WorkerLoop(std::shared_ptr<State> state, std::shared_ptr<State::Worker> sel
       task = std::move(state->queue.front());
       state->queue.pop_front();
       self->busy = true;
-      self->deadline = task.deadline;
+      self->deadline = absl::Now() + task.run_limit;
     }
     task.run();
     task.run = nullptr;  // release captured state outside the lock
@@ -154,7 +154,7 @@ WorkerPool::~WorkerPool() {
   }
 }
 
-absl::Status WorkerPool::TrySchedule(std::function<void()> task, absl::Time deadline) {
+absl::Status WorkerPool::TrySchedule(std::function<void()> task, absl::Duration run_limit) {
   absl::MutexLock lock(&state_->mu);
   if (state_->stopping) {
     return absl::UnavailableError(absl::StrCat("pool ", state_->options.name, " is stopping"));
@@ -164,7 +164,7 @@ absl::Status WorkerPool::TrySchedule(std::function<void()> task, absl::Time dead
         absl::StrCat("pool ", state_->options.name, ": queue full (",
                      state_->options.queue_capacity, " tasks waiting); retry later"));
   }
-  state_->queue.push_back({std::move(task), deadline});
+  state_->queue.push_back({std::move(task), run_limit});
   return absl::OkStatus();
 }
 

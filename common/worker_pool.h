@@ -46,11 +46,11 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues `task`, to start before `deadline` if a worker frees up. A task
-  // whose deadline passed while queued still runs (it should notice its own
-  // expired CancelToken and return at once). RESOURCE_EXHAUSTED when full.
+  // Queues `task`; RESOURCE_EXHAUSTED when the queue is full. `run_limit` is
+  // how long the task may run once started before its worker counts as
+  // stuck (plus overdue_grace); the task itself should stop by then.
   absl::Status TrySchedule(std::function<void()> task,
-                           absl::Time deadline = absl::InfiniteFuture());
+                           absl::Duration run_limit = absl::InfiniteDuration());
 
   const std::string& name() const;
   int threads() const;

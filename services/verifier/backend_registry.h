@@ -1,0 +1,32 @@
+// Builds the verifier's backends by name.
+#ifndef CASCADE_SERVICES_VERIFIER_BACKEND_REGISTRY_H_
+#define CASCADE_SERVICES_VERIFIER_BACKEND_REGISTRY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/verifier/backends/backend.h"
+
+namespace cascade::verifier {
+
+struct BackendConfig {
+  // Address of a reward_model service for SWE semantic similarity; empty
+  // means semantic similarity is refused with a clear error.
+  std::string judge_address;
+  // Worker threads for sandboxed code runs; 0 = one per hardware thread.
+  int code_workers = 0;
+};
+
+// The backends every verifier knows, in the order ListBackends reports them.
+std::vector<std::string> KnownBackendNames();
+
+// Builds the named backends; an unknown name is INVALID_ARGUMENT listing the
+// known ones.
+absl::StatusOr<std::vector<std::unique_ptr<Backend>>> BuildBackends(
+    const std::vector<std::string>& names, const BackendConfig& config);
+
+}  // namespace cascade::verifier
+
+#endif  // CASCADE_SERVICES_VERIFIER_BACKEND_REGISTRY_H_

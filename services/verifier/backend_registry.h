@@ -11,10 +11,10 @@
 
 namespace cascade::verifier {
 
+// SWE semantic similarity needs the reward_model service's judge, which
+// this build does not have yet: items asking for it get a clear
+// invalid_input error instead of a faked score.
 struct BackendConfig {
-  // Address of a reward_model service for SWE semantic similarity; empty
-  // means semantic similarity is refused with a clear error.
-  std::string judge_address;
   // Worker threads for sandboxed code runs; 0 = one per hardware thread.
   int code_workers = 0;
 };

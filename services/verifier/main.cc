@@ -36,7 +36,6 @@ int Eval(int argc, char** argv) {
   int jobs = 0;
   bool strict = false;
   double item_timeout_s = 10.0;
-  std::string judge_address;
   FlagSet flags("verifier eval",
                 "Scores a JSONL file offline: one {\"reward\", \"verdict\", \"details\"} line\n"
                 "per input line, same order. Malformed lines are reported on stderr with\n"
@@ -49,8 +48,6 @@ int Eval(int argc, char** argv) {
   flags.AddInt("jobs", &jobs, "worker threads (0 = one per core)");
   flags.AddBool("strict", &strict, "stop at the first malformed line (exit 1)");
   flags.AddDouble("item_timeout_s", &item_timeout_s, "time limit per item, seconds");
-  flags.AddString("judge_address", &judge_address,
-                  "reward_model service for swe semantic similarity");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   if (!positional->empty()) {
@@ -59,7 +56,6 @@ int Eval(int argc, char** argv) {
   }
 
   BackendConfig config;
-  config.judge_address = judge_address;
   config.code_workers = jobs;
   auto backends = BuildBackends({backend}, config);
   if (!backends.ok()) return flags.ExitForParseError(backends.status());
@@ -116,7 +112,6 @@ int Serve(int argc, char** argv) {
   int queue_capacity = 4096;
   int max_requests = 16;
   double item_timeout_s = 10.0;
-  std::string judge_address;
   FlagSet flags("verifier serve", "Runs the Verifier gRPC service until SIGTERM.");
   flags.AddString("address", &address, "host:port to listen on (port 0 = any free port)");
   flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
@@ -125,13 +120,10 @@ int Serve(int argc, char** argv) {
   flags.AddInt("queue_capacity", &queue_capacity, "items queued per backend before RESOURCE_EXHAUSTED");
   flags.AddInt("max_requests", &max_requests, "Verify calls processed at once");
   flags.AddDouble("item_timeout_s", &item_timeout_s, "default time limit per item, seconds");
-  flags.AddString("judge_address", &judge_address,
-                  "reward_model service for swe semantic similarity");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
 
   BackendConfig config;
-  config.judge_address = judge_address;
   config.code_workers = workers;
   std::vector<std::string> names = absl::StrSplit(backend_list, ',', absl::SkipEmpty());
   auto backends = BuildBackends(names, config);

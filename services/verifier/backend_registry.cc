@@ -1,0 +1,40 @@
+#include "services/verifier/backend_registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "services/verifier/backends/code/code_backend.h"
+#include "services/verifier/backends/ifeval/ifeval_backend.h"
+#include "services/verifier/backends/math/math_backend.h"
+#include "services/verifier/backends/swe/swe_backend.h"
+
+namespace cascade::verifier {
+
+std::vector<std::string> KnownBackendNames() { return {"math", "if", "code", "swe"}; }
+
+absl::StatusOr<std::vector<std::unique_ptr<Backend>>> BuildBackends(
+    const std::vector<std::string>& names, const BackendConfig& config) {
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (const std::string& name : names) {
+    if (name == "math") {
+      backends.push_back(NewMathBackend());
+    } else if (name == "if") {
+      backends.push_back(NewIfEvalBackend());
+    } else if (name == "swe") {
+      backends.push_back(NewSweBackend());
+    } else if (name == "code") {
+      CodeBackendOptions options;
+      options.workers = config.code_workers;
+      auto backend = NewCodeBackend(options);
+      if (!backend.ok()) return backend.status();
+      backends.push_back(std::move(*backend));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", name,
+                                                     "\" (expected one of: ",
+                                                     absl::StrJoin(KnownBackendNames(), ", "),
+                                                     ")"));
+    }
+  }
+  return backends;
+}
+
+}  // namespace cascade::verifier

@@ -29,13 +29,20 @@ constexpr char kTopUsage[] =
     "  eval    score a JSONL file offline, one output line per input line\n\n"
     "Run 'verifier <command> --help' for its flags.\n";
 
+// --item_timeout_s > 0 replaces every backend's default limit.
+void ApplyItemTimeoutFlag(double seconds, VerifierOptions& options) {
+  if (seconds <= 0) return;
+  options.default_item_timeout = absl::Seconds(seconds);
+  options.backend_item_timeouts.clear();
+}
+
 int Eval(int argc, char** argv) {
   std::string backend;
   std::string input_path;
   std::string output_path;
   int jobs = 0;
   bool strict = false;
-  double item_timeout_s = 10.0;
+  double item_timeout_s = 0.0;
   FlagSet flags("verifier eval",
                 "Scores a JSONL file offline: one {\"reward\", \"verdict\", \"details\"} line\n"
                 "per input line, same order. Malformed lines are reported on stderr with\n"
@@ -47,7 +54,8 @@ int Eval(int argc, char** argv) {
   flags.AddString("output", &output_path, "output JSONL file (default: stdout)");
   flags.AddInt("jobs", &jobs, "worker threads (0 = one per core)");
   flags.AddBool("strict", &strict, "stop at the first malformed line (exit 1)");
-  flags.AddDouble("item_timeout_s", &item_timeout_s, "time limit per item, seconds");
+  flags.AddDouble("item_timeout_s", &item_timeout_s,
+                  "time limit per item, seconds (0 = backend default: 10, code 120)");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   if (!positional->empty()) {
@@ -83,7 +91,7 @@ int Eval(int argc, char** argv) {
 
   VerifierOptions options;
   options.workers_per_backend = jobs;
-  options.default_item_timeout = absl::Seconds(item_timeout_s);
+  ApplyItemTimeoutFlag(item_timeout_s, options);
   VerifierCore core(std::move(*backends), options);
   EvalOptions eval;
   eval.backend = backend;
@@ -111,7 +119,7 @@ int Serve(int argc, char** argv) {
   int workers = 0;
   int queue_capacity = 4096;
   int max_requests = 16;
-  double item_timeout_s = 10.0;
+  double item_timeout_s = 0.0;
   FlagSet flags("verifier serve", "Runs the Verifier gRPC service until SIGTERM.");
   flags.AddString("address", &address, "host:port to listen on (port 0 = any free port)");
   flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
@@ -119,7 +127,8 @@ int Serve(int argc, char** argv) {
   flags.AddInt("workers", &workers, "worker threads per backend (0 = one per core)");
   flags.AddInt("queue_capacity", &queue_capacity, "items queued per backend before RESOURCE_EXHAUSTED");
   flags.AddInt("max_requests", &max_requests, "Verify calls processed at once");
-  flags.AddDouble("item_timeout_s", &item_timeout_s, "default time limit per item, seconds");
+  flags.AddDouble("item_timeout_s", &item_timeout_s,
+                  "default time limit per item, seconds (0 = backend default: 10, code 120)");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
 
@@ -132,7 +141,7 @@ int Serve(int argc, char** argv) {
   VerifierOptions options;
   options.workers_per_backend = workers;
   options.queue_capacity = queue_capacity;
-  options.default_item_timeout = absl::Seconds(item_timeout_s);
+  ApplyItemTimeoutFlag(item_timeout_s, options);
   VerifierCore core(std::move(*backends), options);
   VerifierServiceImpl service(&core, {.max_concurrent_requests = max_requests});
 

@@ -155,9 +155,14 @@ std::vector<BackendStats> VerifierCore::ListBackends() const {
   std::vector<BackendStats> stats;
   for (const auto& [name, slot] : backends_) {
     stats.push_back({name, slot->pool.threads(), slot->pool.queue_capacity(),
-                     options_.default_item_timeout});
+                     DefaultItemTimeout(name)});
   }
   return stats;
+}
+
+absl::Duration VerifierCore::DefaultItemTimeout(absl::string_view backend) const {
+  auto it = options_.backend_item_timeouts.find(backend);
+  return it != options_.backend_item_timeouts.end() ? it->second : options_.default_item_timeout;
 }
 
 absl::StatusOr<VerifierCore::BackendSlot*> VerifierCore::Find(absl::string_view name) {
@@ -177,7 +182,7 @@ absl::StatusOr<std::vector<VerifyOutput>> VerifierCore::VerifyBatch(
   if (!found.ok()) return found.status();
   BackendSlot* slot = *found;
   slot->requests->Increment();
-  if (item_timeout <= absl::ZeroDuration()) item_timeout = options_.default_item_timeout;
+  if (item_timeout <= absl::ZeroDuration()) item_timeout = DefaultItemTimeout(backend_name);
   item_timeout = std::min(item_timeout, options_.max_item_timeout);
 
   // 1. Refuse the whole batch up front when it cannot be queued, rather than

@@ -34,6 +34,11 @@ struct VerifierOptions {
   int queue_capacity = 4096;
   // Per-item time limit when the request gives none.
   absl::Duration default_item_timeout = absl::Seconds(10);
+  // Backends whose items legitimately take longer get their own default:
+  // a code item compiles once and runs every test (each up to its own
+  // time limit, enforced by the sandbox).
+  std::map<std::string, absl::Duration, std::less<>> backend_item_timeouts = {
+      {"code", absl::Minutes(2)}};
   // Upper bound a request may ask for.
   absl::Duration max_item_timeout = absl::Minutes(5);
 };
@@ -81,6 +86,8 @@ class VerifierCore {
       absl::Time batch_deadline = absl::InfiniteFuture());
 
   std::vector<BackendStats> ListBackends() const;
+  // The per-item limit used for `backend` when a request gives none.
+  absl::Duration DefaultItemTimeout(absl::string_view backend) const;
   bool HasBackend(absl::string_view name) const;
 
  private:

@@ -13,6 +13,9 @@ namespace {
 
 absl::Mutex g_exposer_mu;
 prometheus::Exposer* g_exposer ABSL_GUARDED_BY(g_exposer_mu) = nullptr;
+// Kept alive here: the exposer holds only weak references.
+std::vector<std::shared_ptr<prometheus::Collectable>>* g_collectables
+    ABSL_GUARDED_BY(g_exposer_mu) = new std::vector<std::shared_ptr<prometheus::Collectable>>();
 
 }  // namespace
 
@@ -36,14 +39,28 @@ absl::StatusOr<int> StartMetricsExposer(int port, const std::string& bind_addres
         absl::StrCat("cannot serve metrics on ", bind_address, ":", port, ": ", e.what()));
   }
   g_exposer->RegisterCollectable(MetricsRegistry());
+  for (const auto& collectable : *g_collectables) g_exposer->RegisterCollectable(collectable);
   std::vector<int> ports = g_exposer->GetListeningPorts();
   if (ports.empty()) return absl::InternalError("metrics exposer reports no listening port");
   return ports.front();
 }
 
+void RegisterCollectable(std::shared_ptr<prometheus::Collectable> collectable) {
+  absl::MutexLock lock(&g_exposer_mu);
+  g_collectables->push_back(collectable);
+  if (g_exposer != nullptr) g_exposer->RegisterCollectable(collectable);
+}
+
 std::string RenderMetricsText() {
+  std::vector<prometheus::MetricFamily> families = MetricsRegistry()->Collect();
+  {
+    absl::MutexLock lock(&g_exposer_mu);
+    for (const auto& collectable : *g_collectables) {
+      for (auto& family : collectable->Collect()) families.push_back(std::move(family));
+    }
+  }
   prometheus::TextSerializer serializer;
-  return serializer.Serialize(MetricsRegistry()->Collect());
+  return serializer.Serialize(families);
 }
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {

@@ -30,7 +30,11 @@ std::shared_ptr<prometheus::Registry> MetricsRegistry();
 // returns the bound port. FAILED_PRECONDITION when already started.
 absl::StatusOr<int> StartMetricsExposer(int port, const std::string& bind_address = "0.0.0.0");
 
-// Renders the registry in the Prometheus text format (tests, `--dump_metrics`).
+// Adds a collectable that is read at scrape time (e.g. gauges computed from
+// a component's own atomics). Served by the exposer, started or not yet.
+void RegisterCollectable(std::shared_ptr<prometheus::Collectable> collectable);
+
+// Renders the registry and the extra collectables in the Prometheus text format (tests, `--dump_metrics`).
 std::string RenderMetricsText();
 
 // Buckets for latencies from 100 µs to ~100 s, 4 per decade.

@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "services/verifier/code_metrics.h"
 #include "services/verifier/backends/code/code_backend.h"
 #include "services/verifier/backends/ifeval/ifeval_backend.h"
 #include "services/verifier/backends/math/math_backend.h"
@@ -23,9 +25,13 @@ absl::StatusOr<std::vector<std::unique_ptr<Backend>>> BuildBackends(
       backends.push_back(NewSweBackend());
     } else if (name == "code") {
       CodeBackendOptions options;
-      options.workers = config.code_workers;
+      options.sandbox.max_concurrency = config.code_workers;
+      options.sandbox.allow_degraded = config.allow_degraded_sandbox;
+      AttachCodeMetrics(options);
       auto backend = NewCodeBackend(options);
       if (!backend.ok()) return backend.status();
+      // Operators must see which protections are active on this host.
+      CASCADE_LOG(INFO) << (*backend)->capabilities().ToString();
       backends.push_back(std::move(*backend));
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", name,

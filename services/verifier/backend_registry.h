@@ -15,8 +15,12 @@ namespace cascade::verifier {
 // this build does not have yet: items asking for it get a clear
 // invalid_input error instead of a faked score.
 struct BackendConfig {
-  // Worker threads for sandboxed code runs; 0 = one per hardware thread.
+  // Sandboxed code runs at once; 0 = one per hardware thread.
   int code_workers = 0;
+  // Run untrusted code even when a protection (namespaces, seccomp, an
+  // unprivileged user) is missing on this host. Off: the code backend
+  // refuses to start instead.
+  bool allow_degraded_sandbox = false;
 };
 
 // The backends every verifier knows, in the order ListBackends reports them.

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/channel.h"
+#include "common/metrics.h"
 #include "common/server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "services/verifier/backend_registry.h"
@@ -43,7 +44,7 @@ bool Healthy(const std::string& address) {
 // An in-process verifier server with the real math, if and swe backends.
 struct LoopbackVerifier {
   explicit LoopbackVerifier(absl::Duration item_timeout = absl::Seconds(2)) {
-    auto backends = BuildBackends({"math", "if", "swe"}, {});
+    auto backends = BuildBackends({"math", "if", "swe", "code"}, {.code_workers = 2});
     REQUIRE(backends.ok());
     core = std::make_unique<VerifierCore>(
         std::move(*backends),
@@ -109,7 +110,7 @@ TEST_CASE("malformed specs and unknown backends are reported through gRPC", "[in
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(unknown.status().message() ==
-        "unknown backend \"maths\" (expected one of: if, math, swe)");
+        "unknown backend \"maths\" (expected one of: code, if, math, swe)");
 
   auto results = verifier.client->Verify(
       "if", {{"Hello world", {{"instruction_id_list", {"punctuation:no_comma"}},
@@ -129,9 +130,40 @@ TEST_CASE("ListBackends reports each backend's pool", "[integration]") {
   LoopbackVerifier verifier;
   auto listed = verifier.client->ListBackends();
   REQUIRE(listed.ok());
-  REQUIRE(listed->backends_size() == 3);
-  CHECK(listed->backends(0).name() == "if");
-  CHECK(listed->backends(0).workers() == 2);
+  REQUIRE(listed->backends_size() == 4);
+  CHECK(listed->backends(0).name() == "code");
+  CHECK(listed->backends(0).default_item_timeout_s() == 120.0);
+  CHECK(listed->backends(1).name() == "if");
+  CHECK(listed->backends(1).workers() == 2);
+  CHECK(listed->backends(1).default_item_timeout_s() == 2.0);
+}
+
+TEST_CASE("sandboxed code runs through gRPC: accepted, wrong and runaway programs in one batch",
+          "[integration]") {
+  LoopbackVerifier verifier;
+  Json tests = Json::array({{{"input", "2 3\n"}, {"output", "5\n"}}});
+  std::vector<ClientItem> items = {
+      {"```python\na, b = map(int, input().split())\nprint(a + b)\n```",
+       {{"language", "python"}, {"tests", tests}}},
+      {"```python\nprint(0)\n```", {{"language", "python"}, {"tests", tests}}},
+      {"```python\nwhile True: pass\n```",
+       {{"language", "python"}, {"tests", tests}, {"limits", {{"time_s", 0.5}}}}},
+      {"```cpp\n#include <cstdio>\nint main(){int a,b;scanf(\"%d %d\",&a,&b);printf(\"%d\\n\",a+b);}\n```",
+       {{"language", "cpp"}, {"tests", tests}}},
+  };
+  auto results = verifier.client->Verify("code", items, absl::ZeroDuration(), absl::Seconds(120));
+  REQUIRE(results.ok());
+  CHECK((*results)[0].reward == 1.0);
+  CHECK((*results)[1].reward == 0.0);
+  CHECK((*results)[1].details["first_failure"]["verdict"] == "wrong_answer");
+  CHECK((*results)[2].details["first_failure"]["verdict"] == "time_limit");
+  CHECK((*results)[3].reward == 1.0);
+  CHECK(Healthy(verifier.server->LocalAddress()));
+  std::string metrics = RenderMetricsText();
+  CHECK_THAT(metrics, Catch::Contains(
+      "cascade_verifier_code_runs_total{language=\"cpp\",phase=\"compile\",verdict=\"accepted\"}"));
+  CHECK_THAT(metrics, Catch::Contains("verdict=\"time_limit\""));
+  CHECK_THAT(metrics, Catch::Contains("cascade_verifier_code_queue_depth 0"));
 }
 
 // Fetches http://127.0.0.1:port/metrics with a plain socket.

@@ -24,6 +24,8 @@ PACKAGES=(
   prometheus-cpp-dev nlohmann-json3-dev
   # tests and benchmarks
   catch2 libbenchmark-dev python3 python3-sympy
+  # independent references for the model runtime's tests and benchmark
+  python3-torch python3-numpy
   # verifier backends: math (GiNaC), instruction following (ICU, CLD2), sandbox (seccomp)
   libginac-dev libcln-dev libicu-dev libcld2-dev libseccomp-dev
   # tokenizer, job store

@@ -1,13 +1,17 @@
 // rollout: generation replicas for Cascade.
 //
 //   rollout tokenize --tokenizer PATH --input IN.jsonl [--decode]
+//   rollout score --model DIR --input IN.jsonl [--output OUT.jsonl]
 //
 // The serving side (Generate, UpdateWeights) builds on the model runtime.
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "model/cli.h"
 #include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,7 +22,8 @@ constexpr char kTopUsage[] =
     "usage: rollout <command> [flags]\n\n"
     "Generation replicas for Cascade.\n\n"
     "commands:\n"
-    "  tokenize   {\"text\"} JSONL lines to {\"ids\"} with a model's tokenizer (--decode: reverse)\n\n"
+    "  tokenize   {\"text\"} JSONL lines to {\"ids\"} with a model's tokenizer (--decode: reverse)\n"
+    "  score      teacher-forced per-token log-probs of {\"ids\"} JSONL lines\n\n"
     "Run 'rollout <command> --help' for its flags.\n";
 
 int Tokenize(int argc, char** argv) {
@@ -71,6 +76,10 @@ int main(int argc, char** argv) {
   cascade::SetLogProcessName("rollout");
   std::string command = argc > 1 ? argv[1] : "";
   if (command == "tokenize") return cascade::rollout::Tokenize(argc, argv);
+  if (command == "score") {
+    std::vector<std::string> args(argv + 2, argv + argc);
+    return cascade::model::RunScoreCommand(args, std::cout, std::cerr);
+  }
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << cascade::rollout::kTopUsage;
     return cascade::kExitOk;

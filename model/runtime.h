@@ -1,0 +1,133 @@
+// Torch-free façade over the transformer: load/create/save a model, batched
+// generation with a KV cache, teacher-forced log-probs, raw logits.
+//
+// Callers that do not train (rollout, reward model, tests, CLI) use this
+// header and never see a torch type; the learner reaches the tensors through
+// model/transformer.h (Model::transformer()).
+//
+// Sampling is per request: each request's tokens are drawn from its own
+// random stream, seeded by SamplingParams::seed, so a request's output does not
+// depend on which other requests share its batch. Callers that want G
+// different samples of one prompt give them G different seeds.
+//
+// Thread-safety: a Model is safe for concurrent Generate/TokenLogProbs/Logits
+// calls (each call owns its cache and RNG state).
+#ifndef CASCADE_MODEL_RUNTIME_H_
+#define CASCADE_MODEL_RUNTIME_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/status.h"
+
+namespace cascade::model {
+
+class Transformer;
+
+struct RuntimeOptions {
+  // "cpu", "cuda" or "cuda:N".
+  std::string device = "cpu";
+  // Compute dtype ("float32", "bfloat16", "float16"); empty: float32 on CPU, bfloat16 on CUDA.
+  std::string dtype;
+  // CPU intra-op threads; 0 = every hardware thread.
+  int num_threads = 0;
+};
+
+struct SamplingParams {
+  // 0 means greedy (argmax).
+  double temperature = 1.0;
+  // Nucleus sampling mass in (0, 1]; 1 disables it.
+  double top_p = 1.0;
+  // Keep the k most likely tokens; 0 disables it.
+  int64_t top_k = 0;
+  // Seed of this request's random stream.
+  uint64_t seed = 0;
+  // At least 1.
+  int64_t max_new_tokens = 16;
+  // Generation stops after emitting any of these (the stop token is returned).
+  std::vector<int64_t> stop_token_ids;
+  // When false, the config's eos_token_id(s) also stop generation.
+  bool ignore_eos = false;
+};
+
+struct GenerationRequest {
+  std::vector<int64_t> prompt;  // at least one token
+  SamplingParams params;
+};
+
+enum class FinishReason { kStop, kLength };
+const char* FinishReasonName(FinishReason reason);  // "stop" / "length"
+
+struct GenerationResult {
+  std::vector<int64_t> token_ids;
+  // log p(token | prefix) under the model's unmodified distribution
+  // (temperature 1, no top-k/top-p), i.e. the policy log-prob the learner
+  // recomputes with TokenLogProbs.
+  std::vector<float> logprobs;
+  FinishReason finish_reason = FinishReason::kLength;
+};
+
+struct GenerateOptions {
+  // Without the cache every step recomputes the whole sequence (for tests).
+  bool use_cache = true;
+  // Token fed in padding slots; any valid id (padding is masked out).
+  int64_t pad_token_id = 0;
+};
+
+struct LogProbOptions {
+  // Positions per chunk of the vocabulary projection (and of the cached
+  // forward when scoring). <= 0: one piece.
+  int64_t chunk_size = 512;
+};
+
+class Model {
+ public:
+  static StatusOr<std::unique_ptr<Model>> Load(const std::string& dir,
+                                               const RuntimeOptions& options = {});
+  // A fresh model with Hugging Face's initialisation. `perturb` > 0 adds
+  // noise to norm weights and biases (tests).
+  static StatusOr<std::unique_ptr<Model>> CreateRandom(const ModelConfig& config, uint64_t seed,
+                                                       const RuntimeOptions& options = {},
+                                                       double perturb = 0.0);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // Writes a Hugging Face directory (config.json, generation_config.json,
+  // safetensors, `extra_files` copied). `dtype` empty keeps the config's.
+  Status Save(const std::string& dir, const std::vector<std::string>& extra_files = {},
+              const std::string& dtype = "", size_t max_shard_bytes = size_t{5} << 30) const;
+
+  const ModelConfig& config() const;
+
+  StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
+                                                   const GenerateOptions& options = {}) const;
+
+  // For each sequence s (at least 2 tokens): log p(s[t] | s[<t]) for t >= 1,
+  // i.e. size() - 1 values. Sequences of different lengths share a batch.
+  StatusOr<std::vector<std::vector<float>>> TokenLogProbs(
+      const std::vector<std::vector<int64_t>>& sequences, const LogProbOptions& options = {}) const;
+
+  // Float32 logits for every position of every sequence, row-major
+  // [length x vocab] per sequence. The batch is left-padded to the longest
+  // sequence. With `use_cache`, the batch runs through the KV cache in steps of
+  // `step` tokens (prefill then incremental decoding); without, in one pass.
+  StatusOr<std::vector<std::vector<float>>> Logits(const std::vector<std::vector<int64_t>>& sequences,
+                                                   bool use_cache, int64_t step = 1) const;
+
+  // The torch-level model (model/transformer.h), for training code.
+  Transformer* transformer() const { return transformer_.get(); }
+
+ private:
+  explicit Model(std::unique_ptr<Transformer> transformer);
+  Status CheckIds(const std::vector<int64_t>& ids, const std::string& what) const;
+
+  std::unique_ptr<Transformer> transformer_;
+};
+
+}  // namespace cascade::model
+
+#endif  // CASCADE_MODEL_RUNTIME_H_

@@ -1,0 +1,302 @@
+#include "model/runtime.h"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "model/json.h"
+#include "model/test_util.h"
+
+namespace cascade::model {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::MakeTempDir;
+using testing::TinyConfig;
+
+// Prompts of different lengths so that batches need padding.
+const std::vector<std::vector<int64_t>> kSequences = {
+    {5, 17, 256, 3, 999, 42, 7, 7, 100, 1, 2, 3, 4},
+    {998, 11},
+    {300, 301, 302, 303, 304, 305, 306},
+};
+
+std::unique_ptr<Model> TinyModel(Arch arch, uint64_t seed = 7) {
+  RuntimeOptions ro;
+  ro.num_threads = 2;
+  auto m = Model::CreateRandom(TinyConfig(arch), seed, ro, /*perturb=*/0.3);
+  REQUIRE(m.ok());
+  return std::move(*m);
+}
+
+// Runs tests/model_reference/reference.py on a saved model.
+std::vector<std::vector<float>> ReferenceLogits(const std::string& dir,
+                                                const std::vector<std::vector<int64_t>>& seqs,
+                                                int64_t vocab) {
+  Json in = Json::MakeArray();
+  for (const auto& s : seqs) {
+    Json row = Json::MakeArray();
+    for (int64_t id : s) row.push_back(Json(id));
+    in.push_back(row);
+  }
+  REQUIRE(WriteStringToFile(dir + "/ref_in.json", in.Dump()).ok());
+  const std::string cmd = std::string("REFERENCE_THREADS=1 ") + CASCADE_PYTHON + " " +
+                          CASCADE_MODEL_REFERENCE_DIR + "/reference.py logits " + dir + " " + dir +
+                          "/ref_in.json " + dir + "/ref_out.bin";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::string raw = *ReadFileToString(dir + "/ref_out.bin");
+  std::vector<std::vector<float>> out;
+  size_t off = 0;
+  for (const auto& s : seqs) {
+    std::vector<float> v(s.size() * vocab);
+    REQUIRE(off + v.size() * 4 <= raw.size());
+    std::memcpy(v.data(), raw.data() + off, v.size() * 4);
+    off += v.size() * 4;
+    out.push_back(std::move(v));
+  }
+  REQUIRE(off == raw.size());
+  return out;
+}
+
+float MaxAbsDiff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+  REQUIRE(a.size() == b.size());
+  float worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (size_t j = 0; j < a[i].size(); ++j) worst = std::max(worst, std::fabs(a[i][j] - b[i][j]));
+  }
+  return worst;
+}
+
+TEST_CASE("logits match the independent PyTorch reference with and without the KV cache",
+          "[model][reference]") {
+  for (Arch arch : {Arch::kQwen3, Arch::kLlama, Arch::kQwen2}) {
+    DYNAMIC_SECTION("arch " << ArchName(arch)) {
+      auto model = TinyModel(arch);
+      const std::string dir = MakeTempDir("model_ref");
+      REQUIRE(model->Save(dir).ok());
+      auto ref = ReferenceLogits(dir, kSequences, model->config().vocab_size);
+
+      // Batch of 3 left-padded sequences, one full pass.
+      auto full = model->Logits(kSequences, /*use_cache=*/false);
+      REQUIRE(full.ok());
+      CHECK(MaxAbsDiff(*full, ref) < 1e-4f);
+      // Token by token through the KV cache, and in uneven prefill chunks.
+      auto step1 = model->Logits(kSequences, /*use_cache=*/true, /*step=*/1);
+      REQUIRE(step1.ok());
+      CHECK(MaxAbsDiff(*step1, ref) < 1e-4f);
+      auto step5 = model->Logits(kSequences, /*use_cache=*/true, /*step=*/5);
+      REQUIRE(step5.ok());
+      CHECK(MaxAbsDiff(*step5, ref) < 1e-4f);
+      // The logits are not trivially close: different rows differ a lot.
+      float spread = 0;
+      for (size_t j = 0; j < 1000; ++j) spread = std::max(spread, std::fabs(ref[0][j] - ref[0][1000 + j]));
+      CHECK(spread > 0.1f);
+      fs::remove_all(dir);
+    }
+  }
+}
+
+TEST_CASE("greedy generation with the cache equals generation without it", "[model][generate]") {
+  for (Arch arch : {Arch::kQwen3, Arch::kLlama}) {
+    auto model = TinyModel(arch);
+    std::vector<GenerationRequest> reqs;
+    for (size_t i = 0; i < kSequences.size(); ++i) {
+      GenerationRequest r;
+      r.prompt = kSequences[i];
+      r.params.temperature = 0;
+      r.params.max_new_tokens = 6 + static_cast<int64_t>(i) * 3;
+      r.params.ignore_eos = true;
+      reqs.push_back(r);
+    }
+    GenerateOptions with_cache, without_cache;
+    without_cache.use_cache = false;
+    auto a = model->Generate(reqs, with_cache);
+    auto b = model->Generate(reqs, without_cache);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      CHECK((*a)[i].token_ids == (*b)[i].token_ids);
+      CHECK((*a)[i].token_ids.size() == static_cast<size_t>(reqs[i].params.max_new_tokens));
+      CHECK((*a)[i].finish_reason == FinishReason::kLength);
+      for (size_t t = 0; t < (*a)[i].logprobs.size(); ++t) {
+        CHECK((*a)[i].logprobs[t] == Approx((*b)[i].logprobs[t]).margin(1e-4));
+      }
+    }
+    // Each prompt alone gives the same tokens as in the padded batch.
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto alone = model->Generate({reqs[i]});
+      REQUIRE(alone.ok());
+      CHECK((*alone)[0].token_ids == (*a)[i].token_ids);
+    }
+  }
+}
+
+TEST_CASE("generation log-probs equal the teacher-forced log-probs of the same sequence",
+          "[model][generate]") {
+  auto model = TinyModel(Arch::kQwen3);
+  std::vector<GenerationRequest> reqs;
+  for (size_t i = 0; i < kSequences.size(); ++i) {
+    GenerationRequest r;
+    r.prompt = kSequences[i];
+    r.params.temperature = 1.0;
+    r.params.top_p = 0.9;
+    r.params.seed = 100 + i;
+    r.params.max_new_tokens = 8;
+    reqs.push_back(r);
+  }
+  auto gen = model->Generate(reqs);
+  REQUIRE(gen.ok());
+  std::vector<std::vector<int64_t>> full;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<int64_t> s = reqs[i].prompt;
+    s.insert(s.end(), (*gen)[i].token_ids.begin(), (*gen)[i].token_ids.end());
+    full.push_back(s);
+  }
+  for (int64_t chunk : {0, 3, 512}) {
+    LogProbOptions lo;
+    lo.chunk_size = chunk;
+    auto tf = model->TokenLogProbs(full, lo);
+    REQUIRE(tf.ok());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const size_t p = reqs[i].prompt.size();
+      REQUIRE((*tf)[i].size() == full[i].size() - 1);
+      for (size_t t = 0; t < (*gen)[i].logprobs.size(); ++t) {
+        CHECK((*gen)[i].logprobs[t] == Approx((*tf)[i][p - 1 + t]).margin(1e-4));
+        CHECK((*gen)[i].logprobs[t] <= 0.0f);
+      }
+    }
+  }
+}
+
+TEST_CASE("seeded sampling is reproducible and independent of the batch", "[model][generate]") {
+  auto model = TinyModel(Arch::kLlama);
+  auto request = [](uint64_t seed, std::vector<int64_t> prompt) {
+    GenerationRequest r;
+    r.prompt = std::move(prompt);
+    r.params.temperature = 1.3;
+    r.params.top_k = 50;
+    r.params.top_p = 0.95;
+    r.params.seed = seed;
+    r.params.max_new_tokens = 12;
+    r.params.ignore_eos = true;
+    return r;
+  };
+  auto a = model->Generate({request(1, kSequences[0]), request(2, kSequences[1])});
+  auto b = model->Generate({request(1, kSequences[0]), request(2, kSequences[1])});
+  auto alone = model->Generate({request(2, kSequences[1])});
+  auto other_seed = model->Generate({request(3, kSequences[1])});
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(alone.ok());
+  REQUIRE(other_seed.ok());
+  CHECK((*a)[0].token_ids == (*b)[0].token_ids);
+  CHECK((*a)[1].token_ids == (*b)[1].token_ids);
+  CHECK((*alone)[0].token_ids == (*a)[1].token_ids);
+  CHECK((*other_seed)[0].token_ids != (*a)[1].token_ids);
+}
+
+TEST_CASE("generation stops at a stop token and reports the finish reason", "[model][generate]") {
+  auto model = TinyModel(Arch::kQwen3);
+  GenerationRequest r;
+  r.prompt = kSequences[2];
+  r.params.temperature = 0;
+  r.params.max_new_tokens = 10;
+  r.params.ignore_eos = true;
+  auto free_run = model->Generate({r});
+  REQUIRE(free_run.ok());
+  const auto& toks = (*free_run)[0].token_ids;
+  REQUIRE(toks.size() == 10);
+  // Make the third generated token a stop token.
+  r.params.stop_token_ids = {toks[2]};
+  auto stopped = model->Generate({r});
+  REQUIRE(stopped.ok());
+  const size_t first = std::find(toks.begin(), toks.end(), toks[2]) - toks.begin();
+  CHECK((*stopped)[0].token_ids == std::vector<int64_t>(toks.begin(), toks.begin() + first + 1));
+  CHECK((*stopped)[0].finish_reason == FinishReason::kStop);
+  CHECK(std::string(FinishReasonName((*stopped)[0].finish_reason)) == "stop");
+}
+
+TEST_CASE("init, save, load gives identical outputs in f32 and close ones in bf16", "[model][roundtrip]") {
+  auto model = TinyModel(Arch::kLlama, 11);
+  const std::string dir = MakeTempDir("model_roundtrip");
+  REQUIRE(model->Save(dir).ok());
+  CHECK(fs::exists(dir + "/config.json"));
+  CHECK(fs::exists(dir + "/generation_config.json"));
+  auto loaded = Model::Load(dir);
+  REQUIRE(loaded.ok());
+  auto a = model->Logits(kSequences, false);
+  auto b = (*loaded)->Logits(kSequences, false);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(MaxAbsDiff(*a, *b) == 0.0f);
+
+  // Sharded bf16 save, loaded back into f32.
+  const std::string dir16 = dir + "/bf16";
+  REQUIRE(model->Save(dir16, {}, "bfloat16", /*max_shard_bytes=*/100000).ok());
+  CHECK(fs::exists(dir16 + "/model.safetensors.index.json"));
+  auto l16 = Model::Load(dir16);
+  REQUIRE(l16.ok());
+  CHECK((*l16)->config().torch_dtype == "bfloat16");
+  auto c = (*l16)->Logits(kSequences, false);
+  REQUIRE(c.ok());
+  const float diff = MaxAbsDiff(*a, *c);
+  CHECK(diff > 0.0f);
+  CHECK(diff < 0.2f);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("loading a corrupt or mismatched model directory fails clearly", "[model][roundtrip]") {
+  auto model = TinyModel(Arch::kQwen3);
+  const std::string dir = MakeTempDir("model_corrupt");
+  REQUIRE(model->Save(dir).ok());
+  const std::string weights = dir + "/model.safetensors";
+  const std::string good = *ReadFileToString(weights);
+
+  REQUIRE(WriteStringToFile(weights, good.substr(0, good.size() / 2)).ok());
+  auto truncated = Model::Load(dir);
+  REQUIRE_FALSE(truncated.ok());
+  CHECK(truncated.status().message().find("model.safetensors") != std::string::npos);
+  CHECK(truncated.status().message().find("truncated") != std::string::npos);
+
+  // Weights of a different shape than config.json describes.
+  REQUIRE(WriteStringToFile(weights, good).ok());
+  Json config = *Json::Parse(*ReadFileToString(dir + "/config.json"));
+  config["intermediate_size"] = 96;
+  REQUIRE(WriteStringToFile(dir + "/config.json", config.Dump()).ok());
+  auto mismatched = Model::Load(dir);
+  REQUIRE_FALSE(mismatched.ok());
+  INFO(mismatched.status().message());
+  CHECK(mismatched.status().message().find("model.layers.0.mlp.gate_proj.weight\": shape [128, 64], config.json implies [96, 64]") != std::string::npos);
+
+  config["intermediate_size"] = 128;
+  config["rope_scaling"] = *Json::Parse(R"({"rope_type": "dynamic", "factor": 2.0})");
+  REQUIRE(WriteStringToFile(dir + "/config.json", config.Dump()).ok());
+  auto refused = Model::Load(dir);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find("rope_scaling") != std::string::npos);
+
+  fs::remove(dir + "/config.json");
+  CHECK(Model::Load(dir).status().code() == StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("requests with out-of-vocabulary ids or bad parameters are refused", "[model][generate]") {
+  auto model = TinyModel(Arch::kQwen3);
+  GenerationRequest r;
+  r.prompt = {1, 2, 1000};
+  auto bad_id = model->Generate({r});
+  REQUIRE_FALSE(bad_id.ok());
+  CHECK(bad_id.status().message().find("requests[0].prompt[2]") != std::string::npos);
+  r.prompt = {1, 2};
+  r.params.top_p = 0;
+  CHECK(model->Generate({r}).status().message().find("top_p") != std::string::npos);
+  CHECK_FALSE(model->TokenLogProbs({{5}}).ok());
+}
+
+}  // namespace
+}  // namespace cascade::model

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds model/ (and bench/model) on their own against the libtorch of an
+# installed PyTorch, then runs the model tests and the model benchmark on the
+# GPU. Needs only: cmake (>= 3.18), a C++17 compiler, python3 with torch (CUDA
+# build) and, for the tests, Catch2 v2 (catch2/catch.hpp on the include path or
+# CATCH2_INCLUDE=dir). Works on any machine with PyTorch and a GPU; nothing
+# else of the project (gRPC, absl, ...) is needed.
+#
+#   scripts/gpu-check.sh [--python PY] [--build-dir DIR] [--device cuda]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=python3
+BUILD=build-gpu-check
+DEVICE=cuda
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --python) PY=$2; shift 2 ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+PY=$(command -v "$PY")
+TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+CXX11_ABI=$("$PY" -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+"$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu:", torch.cuda.is_available() and torch.cuda.get_device_name(0))'
+
+# A top-level project that stands in for the repository's: the same target
+# helpers, minus everything model/ does not use.
+mkdir -p "$BUILD/project"
+cat > "$BUILD/project/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.18)
+project(cascade_model_gpu LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+if(NOT CMAKE_BUILD_TYPE)
+  set(CMAKE_BUILD_TYPE Release)
+endif()
+set(CMAKE_RUNTIME_OUTPUT_DIRECTORY \${CMAKE_BINARY_DIR}/bin)
+set(CASCADE_ROOT_DIR "$ROOT")
+find_package(Threads REQUIRED)
+find_package(Torch REQUIRED)
+add_compile_definitions(_GLIBCXX_USE_CXX11_ABI=$CXX11_ABI)
+function(cascade_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" \${ARGN})
+  add_library(\${name} STATIC \${ARG_SRCS})
+  target_include_directories(\${name} PUBLIC \${CASCADE_ROOT_DIR})
+  target_link_libraries(\${name} PUBLIC \${ARG_DEPS} PRIVATE \${ARG_PRIVATE_DEPS})
+endfunction()
+function(cascade_binary name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" \${ARGN})
+  add_executable(\${name} \${ARG_SRCS})
+  target_include_directories(\${name} PRIVATE \${CASCADE_ROOT_DIR})
+  target_link_libraries(\${name} PRIVATE \${ARG_DEPS})
+endfunction()
+set(CATCH_INCLUDE "\$ENV{CATCH2_INCLUDE}")
+if(NOT CATCH_INCLUDE)
+  find_path(CATCH_INCLUDE catch2/catch.hpp)
+endif()
+if(CATCH_INCLUDE)
+  set(BUILD_TESTING ON)
+  file(WRITE \${CMAKE_BINARY_DIR}/catch_main.cc "#define CATCH_CONFIG_MAIN\n#include <catch2/catch.hpp>\n")
+  add_library(catch_main STATIC \${CMAKE_BINARY_DIR}/catch_main.cc)
+  target_include_directories(catch_main PUBLIC \${CATCH_INCLUDE})
+  function(cascade_test name)
+    cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" \${ARGN})
+    add_executable(\${name} \${ARG_SRCS})
+    target_include_directories(\${name} PRIVATE \${CASCADE_ROOT_DIR})
+    target_link_libraries(\${name} PRIVATE catch_main \${ARG_DEPS})
+  endfunction()
+else()
+  message(WARNING "Catch2 not found: building the benchmark only (set CATCH2_INCLUDE)")
+  set(BUILD_TESTING OFF)
+endif()
+add_subdirectory(\${CASCADE_ROOT_DIR}/model \${CMAKE_BINARY_DIR}/model)
+CMAKE
+
+cmake -S "$BUILD/project" -B "$BUILD" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+  -DCASCADE_MODEL_PYTHON="$PY" $(command -v ninja >/dev/null && echo -G Ninja)
+cmake --build "$BUILD" -j "$(nproc)"
+
+status=0
+if [[ -x "$BUILD/bin/model_test" ]]; then
+  echo "== model tests (CPU float32 against the Python reference, this libtorch)"
+  "$BUILD/bin/model_test" || status=1
+fi
+echo "== model benchmark on $DEVICE"
+"$BUILD/bin/model_bench" --device "$DEVICE" --benchmark_out="$BUILD/model_bench_$DEVICE.json" || status=1
+echo "== model benchmark on cpu (same machine, for the ratio)"
+"$BUILD/bin/model_bench" --device cpu --quick --benchmark_out="$BUILD/model_bench_cpu.json" || status=1
+exit $status

@@ -2,9 +2,10 @@
 // Python + SymPy checker (bench/sympy_checker.py), on the same cases
 // (tests/testdata/math_cases.jsonl, from Math-Verify's tests), in one run.
 //
-// Both run single-threaded, so checks/s is per core. The peer times itself
-// inside the interpreter (start-up excluded) and reports through
-// SetIterationTime. Counters: checks_per_second (items_per_second) and
+// Both run single-threaded and are timed in CPU seconds, so checks/s is per
+// core: Google Benchmark's items_per_second is per CPU second for the C++
+// side; the peer measures its own process CPU time inside the interpreter
+// (start-up excluded) and reports it through SetIterationTime. Counters: checks_per_second (items_per_second) and
 // agreement with the expected verdicts.
 #include <benchmark/benchmark.h>
 

@@ -5,7 +5,9 @@ It does what Python RL stacks do for math rewards: take the last \\boxed{}
 (or the whole string), rewrite common LaTeX into SymPy syntax, parse both
 sides with sympy.parse_expr and decide equality by exact simplification of
 the difference, falling back to numeric comparison. It is run on the same
-cases as the C++ checker and times itself without interpreter start-up.
+cases as the C++ checker and times itself without interpreter start-up, in
+CPU seconds of this process (checks per second per core, robust to a busy
+machine, like the CPU-time rate Google Benchmark reports for the C++ side).
 
 usage: sympy_checker.py CASES.jsonl [--repeat N]
 prints one JSON object: {"checks", "seconds", "checks_per_second", "agreement"}
@@ -80,13 +82,13 @@ def main():
             if case.get("gold") is not None and "expected" in case:
                 cases.append(case)
     agree = 0
-    start = time.perf_counter()
+    start = time.process_time()
     for r in range(repeat):
         for case in cases:
             verdict = equivalent(case["gold"], case["pred"])
             if r == 0 and verdict == case["expected"]:
                 agree += 1
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     checks = repeat * len(cases)
     print(json.dumps({"checks": checks, "seconds": seconds,
                       "checks_per_second": checks / seconds,

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
+#include "services/reward_model/reward_model_client.h"
 #include "services/verifier/code_metrics.h"
 #include "services/verifier/backends/code/code_backend.h"
 #include "services/verifier/backends/ifeval/ifeval_backend.h"
@@ -22,7 +23,11 @@ absl::StatusOr<std::vector<std::unique_ptr<Backend>>> BuildBackends(
     } else if (name == "if") {
       backends.push_back(NewIfEvalBackend());
     } else if (name == "swe") {
-      backends.push_back(NewSweBackend());
+      SweBackendOptions options;
+      if (!config.judge_address.empty()) {
+        options.judge = reward_model::GrpcSemanticJudge::Connect(config.judge_address);
+      }
+      backends.push_back(NewSweBackend(options));
     } else if (name == "code") {
       CodeBackendOptions options;
       options.sandbox.max_concurrency = config.code_workers;

@@ -11,10 +11,11 @@
 
 namespace cascade::verifier {
 
-// SWE semantic similarity needs the reward_model service's judge, which
-// this build does not have yet: items asking for it get a clear
-// invalid_input error instead of a faked score.
 struct BackendConfig {
+  // reward_model service (host:port) whose Judge scores swe items with
+  // similarity=semantic; empty = none, and such items get a clear
+  // invalid_input error instead of a faked score.
+  std::string judge_address;
   // Sandboxed code runs at once; 0 = one per hardware thread.
   int code_workers = 0;
   // Run untrusted code even when a protection (namespaces, seccomp, an

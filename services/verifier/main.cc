@@ -54,6 +54,9 @@ int Eval(int argc, char** argv) {
   flags.AddString("output", &output_path, "output JSONL file (default: stdout)");
   flags.AddInt("jobs", &jobs, "worker threads (0 = one per core)");
   flags.AddBool("strict", &strict, "stop at the first malformed line (exit 1)");
+  std::string judge_address;
+  flags.AddString("judge_address", &judge_address,
+                  "reward_model host:port for swe similarity=semantic (default: none)");
   flags.AddDouble("item_timeout_s", &item_timeout_s,
                   "time limit per item, seconds (0 = backend default: 10, code 120)");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
@@ -65,6 +68,7 @@ int Eval(int argc, char** argv) {
 
   BackendConfig config;
   config.code_workers = jobs;
+  config.judge_address = judge_address;
   auto backends = BuildBackends({backend}, config);
   if (!backends.ok()) return flags.ExitForParseError(backends.status());
 
@@ -120,7 +124,10 @@ int Serve(int argc, char** argv) {
   int queue_capacity = 4096;
   int max_requests = 16;
   double item_timeout_s = 0.0;
+  std::string judge_address;
   FlagSet flags("verifier serve", "Runs the Verifier gRPC service until SIGTERM.");
+  flags.AddString("judge_address", &judge_address,
+                  "reward_model host:port for swe similarity=semantic (default: none)");
   flags.AddString("address", &address, "host:port to listen on (port 0 = any free port)");
   flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
   flags.AddString("backends", &backend_list, "comma-separated backends to serve");
@@ -134,6 +141,7 @@ int Serve(int argc, char** argv) {
 
   BackendConfig config;
   config.code_workers = workers;
+  config.judge_address = judge_address;
   std::vector<std::string> names = absl::StrSplit(backend_list, ',', absl::SkipEmpty());
   auto backends = BuildBackends(names, config);
   if (!backends.ok()) return flags.ExitForParseError(backends.status());

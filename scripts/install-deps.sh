@@ -30,6 +30,8 @@ PACKAGES=(
   libginac-dev libcln-dev libicu-dev libcld2-dev libseccomp-dev
   # tokenizer, job store
   libpcre2-dev libutf8proc-dev libsqlite3-dev
+  # learner checkpoint checksums (SHA-256)
+  libssl-dev
   # torch core (model runtime, learner, rollout)
   libtorch-dev libgloo-dev libopenblas0-serial
 )

@@ -1,25 +1,167 @@
 // learner: the trainable policy of Cascade.
 //
 //   learner init --arch {qwen3,qwen2,llama} ... --out DIR
+//   learner serve --model DIR [--address HOST:PORT] [--rank R --world-size N
+//                 --master HOST:PORT] [optimizer flags]
 //
-// Training steps, checkpoints and weight publishing build on the model
-// runtime in later work.
+// `serve` on rank 0 exposes the Learner gRPC service; the other ranks of a
+// data-parallel group join by rendezvous at --master and follow rank 0's
+// commands. Rank, world size and master default to the environment
+// (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; a StatefulSet pod ordinal
+// gives the rank when RANK is unset).
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/server.h"
 #include "model/cli.h"
+#include "services/learner/learner_core.h"
+#include "services/learner/learner_service.h"
 
 namespace {
+
+using cascade::kExitFailure;
+using cascade::kExitOk;
+using cascade::kExitUsage;
 
 constexpr char kTopUsage[] =
     "usage: learner <command> [flags]\n\n"
     "The trainable policy of Cascade.\n\n"
     "commands:\n"
-    "  init   write a fresh random Hugging Face-format model directory\n\n"
+    "  init   write a fresh random Hugging Face-format model directory\n"
+    "  serve  train on batches sent over gRPC (rank 0) or follow rank 0 (other ranks)\n\n"
     "Run 'learner <command> --help' for its flags.\n";
+
+int Serve(int argc, char** argv) {
+  using namespace cascade;
+  using namespace cascade::learner;
+  BlockTerminationSignals();
+  std::string model_dir;
+  std::string address = "0.0.0.0:50061";
+  std::string master;
+  int metrics_port = 9105;
+  int rank = -1, world_size = -1, threads = 0, micro_batch_tokens = 8192;
+  int warmup_steps = 0, total_steps = 0, dp_timeout_s = 3600;
+  double lr = 1e-6, weight_decay = 0.01, max_grad_norm = 1.0, min_lr_ratio = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string schedule = "constant";
+  FlagSet flags("learner serve", "Runs the Learner gRPC service (rank 0) until SIGTERM.");
+  flags.AddString("model", &model_dir,
+                  "Hugging Face model directory or learner checkpoint to start from", true);
+  flags.AddString("address", &address, "host:port to listen on, rank 0 (port 0 = any free port)");
+  flags.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port, rank 0 (-1 = off, 0 = any)");
+  flags.AddInt("rank", &rank, "data-parallel rank (default: RANK or the pod ordinal, else 0)");
+  flags.AddInt("world-size", &world_size, "data-parallel ranks (default: WORLD_SIZE, else 1)");
+  flags.AddString("master", &master,
+                  "rendezvous host:port of rank 0 (default: MASTER_ADDR:MASTER_PORT)");
+  flags.AddInt("dp-timeout-s", &dp_timeout_s,
+               "longest wait in a collective, seconds (followers idle this long between steps fail)");
+  flags.AddInt("threads", &threads, "CPU intra-op threads (0 = every core)");
+  flags.AddInt("micro-batch-tokens", &micro_batch_tokens, "default micro-batch budget (padded tokens)");
+  flags.AddDouble("lr", &lr, "peak learning rate");
+  flags.AddString("schedule", &schedule, "LR schedule: constant, linear_warmup or cosine");
+  flags.AddInt("warmup-steps", &warmup_steps, "linear warm-up steps");
+  flags.AddInt("total-steps", &total_steps, "cosine horizon in steps");
+  flags.AddDouble("min-lr-ratio", &min_lr_ratio, "cosine floor as a fraction of --lr");
+  flags.AddDouble("weight-decay", &weight_decay, "AdamW decoupled weight decay");
+  flags.AddDouble("beta1", &beta1, "AdamW beta1");
+  flags.AddDouble("beta2", &beta2, "AdamW beta2");
+  flags.AddDouble("eps", &eps, "AdamW epsilon");
+  flags.AddDouble("max-grad-norm", &max_grad_norm, "gradient clipping norm (<= 0 = off)");
+  auto positional = flags.Parse(argc, argv, /*first=*/2);
+  if (!positional.ok()) return flags.ExitForParseError(positional.status());
+
+  LearnerOptions options;
+  options.num_threads = threads;
+  options.micro_batch_tokens = micro_batch_tokens;
+  OptimizerOptions& o = options.optimizer;
+  o.learning_rate = lr;
+  o.weight_decay = weight_decay;
+  o.beta1 = beta1;
+  o.beta2 = beta2;
+  o.eps = eps;
+  o.max_grad_norm = max_grad_norm;
+  o.warmup_steps = warmup_steps;
+  o.total_steps = total_steps;
+  o.min_lr_ratio = min_lr_ratio;
+  auto parsed_schedule = ParseLrSchedule(schedule);
+  if (!parsed_schedule.ok()) return flags.ExitForParseError(parsed_schedule.status());
+  o.schedule = *parsed_schedule;
+  DistributedOptions& d = options.distributed;
+  if (absl::Status env = DistributedFromEnvironment(&d); !env.ok()) {
+    return flags.ExitForParseError(env);
+  }
+  if (rank >= 0) d.rank = rank;
+  if (world_size >= 0) d.world_size = world_size;
+  d.timeout_seconds = dp_timeout_s;
+  if (!master.empty()) {
+    const size_t colon = master.rfind(':');
+    if (colon == std::string::npos || !absl::SimpleAtoi(master.substr(colon + 1), &d.master_port)) {
+      return flags.ExitForParseError(absl::InvalidArgumentError(
+          absl::StrCat("--master \"", master, "\": expected host:port")));
+    }
+    d.master_addr = master.substr(0, colon);
+  }
+  if (d.world_size < 1 || d.rank < 0 || d.rank >= d.world_size) {
+    return flags.ExitForParseError(absl::InvalidArgumentError(
+        absl::StrCat("rank ", d.rank, " is outside world size ", d.world_size)));
+  }
+
+  if (d.world_size > 1) {
+    CASCADE_LOG(INFO) << "rank " << d.rank << "/" << d.world_size << " joining at "
+                      << d.master_addr << ":" << d.master_port;
+  }
+  auto core = LearnerCore::Open(model_dir, options);
+  if (!core.ok()) {
+    CASCADE_LOG(ERROR) << model_dir << ": " << core.status().message();
+    return kExitFailure;
+  }
+  CASCADE_LOG(INFO) << "loaded " << model_dir << " at policy version " << (*core)->version();
+  if (d.rank != 0) {
+    absl::Status followed = RunFollower(core->get());
+    if (!followed.ok()) {
+      CASCADE_LOG(ERROR) << "rank " << d.rank << ": " << followed.message();
+      return kExitFailure;
+    }
+    CASCADE_LOG(INFO) << "rank " << d.rank << " stopped";
+    return kExitOk;
+  }
+  LearnerServiceOptions service_options;
+  // Well inside the collective timeout, so idle followers never expire.
+  service_options.heartbeat = absl::Seconds(std::max(1, std::min(30, dp_timeout_s / 4)));
+  LearnerServiceImpl service(core->get(), service_options);
+  if (metrics_port >= 0) {
+    auto port = StartMetricsExposer(metrics_port);
+    if (!port.ok()) {
+      CASCADE_LOG(ERROR) << port.status().message();
+      (void)service.Shutdown();
+      return kExitFailure;
+    }
+    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
+  }
+  auto server = GrpcServer::Start({.address = address}, {&service});
+  if (!server.ok()) {
+    CASCADE_LOG(ERROR) << server.status().message();
+    (void)service.Shutdown();
+    return kExitFailure;
+  }
+  // Tests and scripts read the port from this line.
+  CASCADE_LOG(INFO) << "learner listening on port " << (*server)->port();
+  WaitForTerminationSignal();
+  (*server)->Shutdown();
+  if (absl::Status stopped = service.Shutdown(); !stopped.ok()) {
+    CASCADE_LOG(ERROR) << "stopping the other ranks: " << stopped.message();
+    return kExitFailure;
+  }
+  CASCADE_LOG(INFO) << "learner stopped";
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -30,12 +172,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     return cascade::model::RunInitCommand(args, std::cout, std::cerr);
   }
+  if (command == "serve") return Serve(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << kTopUsage;
-    return cascade::kExitOk;
+    return kExitOk;
   }
   std::cerr << (command.empty() ? "learner: missing command\n"
                                 : "learner: unknown command \"" + command + "\"\n")
             << kTopUsage;
-  return cascade::kExitUsage;
+  return kExitUsage;
 }

@@ -1,0 +1,597 @@
+#include "services/learner/learner_core.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/json_util.h"
+#include "common/status_macros.h"
+#include "model/transformer.h"
+#include "services/learner/checkpoint_files.h"
+
+#ifndef USE_C10D_GLOO
+#error "learner_core.cc needs USE_C10D_GLOO (ProcessGroupGloo); see services/learner/CMakeLists.txt"
+#endif
+
+namespace cascade::learner {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kOptimizerFile[] = "optimizer.pt";
+constexpr char kRngFile[] = "rng.pt";
+constexpr char kStateFile[] = "learner_state.json";
+// Tokenizer files carried from the source model into every checkpoint.
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json",
+                                           "special_tokens_map.json", "vocab.json", "merges.txt"};
+
+absl::Status FromModel(const model::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.code()), s.message());
+}
+
+// Runs torch code and turns its exceptions into a Status.
+template <typename F>
+absl::Status TorchCall(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
+  }
+}
+
+// A group of sequences that fits the token budget once padded.
+struct MicroBatch {
+  std::vector<const Sequence*> sequences;
+  int64_t max_len = 0;
+};
+
+// Greedy packing in batch order: extending a micro-batch is allowed while
+// (count x longest) stays within the budget. Order is kept so the float
+// summation order, hence the result, depends only on the batch and budget.
+std::vector<MicroBatch> Pack(const std::vector<Sequence>& sequences, int64_t budget) {
+  std::vector<MicroBatch> out;
+  for (const Sequence& s : sequences) {
+    const int64_t len = static_cast<int64_t>(s.token_ids.size());
+    if (!out.empty()) {
+      MicroBatch& last = out.back();
+      const int64_t longest = std::max(last.max_len, len);
+      if (longest * static_cast<int64_t>(last.sequences.size() + 1) <= budget) {
+        last.sequences.push_back(&s);
+        last.max_len = longest;
+        continue;
+      }
+    }
+    out.push_back(MicroBatch{{&s}, len});
+  }
+  return out;
+}
+
+int64_t AssistantTokens(const Sequence& s) {
+  int64_t n = 0;
+  for (size_t t = 1; t < s.loss_mask.size(); ++t) n += s.loss_mask[t] != 0;
+  return n;
+}
+
+absl::Status ValidateBatch(const Batch& batch, int64_t vocab) {
+  for (size_t i = 0; i < batch.sequences.size(); ++i) {
+    const Sequence& s = batch.sequences[i];
+    const std::string where = absl::StrCat("sequences[", i, "]");
+    if (s.token_ids.size() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": needs at least 2 tokens"));
+    }
+    if (s.loss_mask.size() != s.token_ids.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": loss_mask has ", s.loss_mask.size(), " entries for ",
+                       s.token_ids.size(), " tokens"));
+    }
+    if (s.loss_mask[0] != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".loss_mask[0]: the first token has no prefix to predict it from"));
+    }
+    for (size_t t = 0; t < s.token_ids.size(); ++t) {
+      if (s.token_ids[t] < 0 || s.token_ids[t] >= vocab) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ".token_ids[", t, "]: ",
+                                                       s.token_ids[t], " outside [0, ", vocab, ")"));
+      }
+    }
+    const int64_t n = AssistantTokens(s);
+    if (!s.rollout_logprobs.empty() && static_cast<int64_t>(s.rollout_logprobs.size()) != n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", s.rollout_logprobs.size(), " rollout_logprobs for ", n,
+                       " assistant tokens"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LrSchedule> ParseLrSchedule(const std::string& name) {
+  if (name == "constant") return LrSchedule::kConstant;
+  if (name == "linear_warmup") return LrSchedule::kLinearWarmup;
+  if (name == "cosine") return LrSchedule::kCosine;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown LR schedule \"", name, "\" (expected one of: constant, linear_warmup, cosine)"));
+}
+
+absl::Status DistributedFromEnvironment(DistributedOptions* options) {
+  auto get_int = [](const char* name, int* out) -> absl::Status {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return absl::OkStatus();
+    if (!absl::SimpleAtoi(v, out)) {
+      return absl::InvalidArgumentError(absl::StrCat("environment ", name, "=\"", v,
+                                                     "\": expected an integer"));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(get_int("WORLD_SIZE", &options->world_size));
+  RETURN_IF_ERROR(get_int("MASTER_PORT", &options->master_port));
+  if (const char* a = std::getenv("MASTER_ADDR"); a != nullptr && *a != '\0') {
+    options->master_addr = a;
+  }
+  if (const char* r = std::getenv("RANK"); r != nullptr && *r != '\0') {
+    return get_int("RANK", &options->rank);
+  }
+  // A StatefulSet names its pods <set>-<ordinal>; the ordinal is the rank.
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0) {
+    std::string h(host);
+    const size_t dash = h.rfind('-');
+    int ordinal = 0;
+    if (dash != std::string::npos && absl::SimpleAtoi(h.substr(dash + 1), &ordinal)) {
+      options->rank = ordinal;
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct LearnerCore::Torch {
+  std::vector<std::string> names;  // parameter names, in `params` order
+  std::vector<at::Tensor> params;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // null when world_size == 1
+
+  // Sums `t` in place across ranks.
+  void AllReduceSum(at::Tensor& t) {
+    if (!group) return;
+    std::vector<at::Tensor> v{t};
+    group->allreduce(v)->wait();
+  }
+  void Broadcast(at::Tensor& t) {
+    if (!group) return;
+    std::vector<at::Tensor> v{t};
+    c10d::BroadcastOptions o;
+    o.rootRank = 0;
+    group->broadcast(v, o)->wait();
+  }
+  void Barrier() {
+    if (group) group->barrier()->wait();
+  }
+  // Gradients as one flat buffer, so a step is one collective, not one per tensor.
+  void AllReduceGradients() {
+    if (!group) return;
+    std::vector<at::Tensor> flat;
+    for (auto& p : params) flat.push_back(p.mutable_grad().view(-1));
+    at::Tensor buffer = at::cat(flat);
+    AllReduceSum(buffer);
+    int64_t offset = 0;
+    for (auto& p : params) {
+      const int64_t n = p.numel();
+      p.mutable_grad().view(-1).copy_(buffer.narrow(0, offset, n));
+      offset += n;
+    }
+  }
+  void BroadcastParameters() {
+    if (!group) return;
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> flat;
+    for (auto& p : params) flat.push_back(p.detach().view(-1));
+    at::Tensor buffer = at::cat(flat);
+    Broadcast(buffer);
+    int64_t offset = 0;
+    for (auto& p : params) {
+      const int64_t n = p.numel();
+      p.detach().view(-1).copy_(buffer.narrow(0, offset, n));
+      offset += n;
+    }
+  }
+};
+
+LearnerCore::LearnerCore(std::unique_ptr<model::Model> model, const LearnerOptions& options,
+                         std::string source_dir)
+    : model_(std::move(model)), options_(options), source_dir_(std::move(source_dir)),
+      torch_(std::make_unique<Torch>()) {}
+
+LearnerCore::~LearnerCore() = default;
+
+absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Create(
+    std::unique_ptr<model::Model> model, const LearnerOptions& options, std::string source_dir) {
+  if (model == nullptr) return absl::InvalidArgumentError("LearnerCore: null model");
+  model::Transformer* t = model->transformer();
+  // bf16 compute with f32 master weights needs a second copy of the weights
+  // and a cast per step; until that exists, training runs in float32 only.
+  if (!t->device().is_cpu() || t->dtype() != at::kFloat) {
+    return absl::UnimplementedError(
+        "the learner trains float32 models on CPU only (load the model with dtype float32)");
+  }
+  const DistributedOptions& d = options.distributed;
+  if (d.world_size < 1 || d.rank < 0 || d.rank >= d.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data parallel: rank ", d.rank, " is outside world size ", d.world_size));
+  }
+  std::unique_ptr<LearnerCore> core(new LearnerCore(std::move(model), options, std::move(source_dir)));
+  RETURN_IF_ERROR(TorchCall("learner setup", [&]() -> absl::Status {
+    model::SetTorchThreads(options.num_threads);  // 0: every hardware thread
+    Torch& tc = *core->torch_;
+    for (const auto& [name, p] : core->model_->transformer()->named_parameters()) {
+      at::Tensor param = p;
+      param.requires_grad_(true);
+      tc.names.push_back(name);
+      tc.params.push_back(param);
+    }
+    const OptimizerOptions& o = options.optimizer;
+    tc.optimizer = std::make_unique<torch::optim::AdamW>(
+        tc.params, torch::optim::AdamWOptions(o.learning_rate)
+                       .betas({o.beta1, o.beta2})
+                       .eps(o.eps)
+                       .weight_decay(o.weight_decay));
+    if (d.world_size > 1) {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<uint16_t>(d.master_port);
+      so.isServer = d.rank == 0;
+      so.numWorkers = static_cast<size_t>(d.world_size);
+      so.timeout = std::chrono::seconds(d.timeout_seconds);
+      tc.store = c10::make_intrusive<c10d::TCPStore>(d.master_addr, so);
+      auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(d.timeout_seconds));
+      const bool loopback = d.master_addr == "127.0.0.1" || d.master_addr == "localhost";
+      go->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+      tc.group = c10::make_intrusive<c10d::ProcessGroupGloo>(tc.store, d.rank, d.world_size, go);
+      // Every rank starts from rank 0's weights, whatever it loaded.
+      tc.BroadcastParameters();
+    }
+    return absl::OkStatus();
+  }));
+  return core;
+}
+
+absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Open(const std::string& dir,
+                                                              const LearnerOptions& options) {
+  const bool is_checkpoint = fs::exists(fs::path(dir) / kManifestFile);
+  if (is_checkpoint) RETURN_IF_ERROR(VerifyManifest(dir));
+  model::RuntimeOptions ro;
+  ro.device = "cpu";
+  ro.dtype = "float32";
+  ro.num_threads = options.num_threads;
+  auto loaded = model::Model::Load(dir, ro);
+  if (!loaded.ok()) return FromModel(loaded.status());
+  ASSIGN_OR_RETURN(auto core, Create(std::move(*loaded), options, dir));
+  // The weights came with Model::Load from the verified directory.
+  if (is_checkpoint) {
+    RETURN_IF_ERROR(core->RestoreCheckpoint(dir, /*verified=*/true, /*load_weights=*/false));
+  }
+  return core;
+}
+
+int64_t LearnerCore::version() const { return step_; }
+
+double LearnerCore::ScheduledLearningRate(int64_t steps) const {
+  const OptimizerOptions& o = options_.optimizer;
+  const double peak = o.learning_rate;
+  if (o.schedule == LrSchedule::kConstant) return peak;
+  if (steps < o.warmup_steps) {
+    return peak * static_cast<double>(steps + 1) / static_cast<double>(o.warmup_steps);
+  }
+  if (o.schedule == LrSchedule::kLinearWarmup) return peak;
+  const int64_t decay_steps = std::max<int64_t>(1, o.total_steps - o.warmup_steps);
+  const double progress =
+      std::clamp(static_cast<double>(steps - o.warmup_steps) / decay_steps, 0.0, 1.0);
+  const double floor = o.min_lr_ratio;
+  return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+}
+
+absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
+  const auto start = std::chrono::steady_clock::now();
+  model::Transformer* tr = model_->transformer();
+  Torch& tc = *torch_;
+  const absl::Status valid = ValidateBatch(batch, tr->config().vocab_size);
+  int64_t local_tokens = 0;
+  for (const Sequence& s : batch.sequences) local_tokens += AssistantTokens(s);
+
+  StepStats stats;
+  absl::Status status = TorchCall("gradient computation", [&]() -> absl::Status {
+    // 1. Agree on the global token count (the loss normaliser) and on whether
+    //    any rank's share was invalid, so no rank is left waiting in a
+    //    collective another rank skipped.
+    at::Tensor head = at::tensor({static_cast<double>(valid.ok() ? local_tokens : 0),
+                                  valid.ok() ? 0.0 : 1.0},
+                                 at::kDouble);
+    tc.AllReduceSum(head);
+    if (!valid.ok()) return valid;
+    if (head[1].item<double>() > 0) {
+      return absl::InvalidArgumentError("another data-parallel rank refused its share of the batch");
+    }
+    const int64_t total_tokens = static_cast<int64_t>(head[0].item<double>());
+    if (total_tokens == 0) {
+      return absl::InvalidArgumentError("the batch has no assistant tokens (loss_mask all 0)");
+    }
+    stats.tokens = total_tokens;
+    for (auto& p : tc.params) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+
+    // 2. Micro-batches: forward, sum of weighted token log-probs, backward
+    //    scaled by the global normaliser; gradients accumulate in .grad.
+    const int64_t budget =
+        batch.micro_batch_tokens > 0 ? batch.micro_batch_tokens : options_.micro_batch_tokens;
+    double loss_sum = 0, entropy_sum = 0, mismatch_sum = 0, mismatch_count = 0;
+    const std::vector<MicroBatch> micro = Pack(batch.sequences, budget);
+    for (const MicroBatch& mb : micro) {
+      const int64_t b = static_cast<int64_t>(mb.sequences.size()), len = mb.max_len;
+      std::vector<int64_t> ids(b * len, 0);
+      std::vector<uint8_t> valid_v(b * len, 0), mask(b * len, 0);
+      std::vector<float> adv(b * len, 0.0f);
+      std::vector<float> rollout;  // in row-major order of the masked positions
+      std::vector<uint8_t> has_rollout;
+      for (int64_t i = 0; i < b; ++i) {
+        const Sequence& s = *mb.sequences[i];
+        const float a = batch.loss == LossKind::kSft ? 1.0f : s.advantage;
+        int64_t k = 0;
+        for (size_t t = 0; t < s.token_ids.size(); ++t) {
+          ids[i * len + t] = s.token_ids[t];
+          valid_v[i * len + t] = 1;
+          if (t > 0 && s.loss_mask[t] != 0) {
+            mask[i * len + t] = 1;
+            adv[i * len + t] = a;
+            rollout.push_back(s.rollout_logprobs.empty() ? 0.0f : s.rollout_logprobs[k]);
+            has_rollout.push_back(!s.rollout_logprobs.empty());
+            ++k;
+          }
+        }
+      }
+      at::Tensor ids_t = at::tensor(ids, at::kLong).view({b, len});
+      at::Tensor valid_t = at::tensor(valid_v, at::kByte).view({b, len}).to(at::kBool);
+      at::Tensor mask_t = at::tensor(mask, at::kByte).view({b, len}).to(at::kBool);
+      at::Tensor adv_t = at::tensor(adv, at::kFloat).view({b, len});
+      at::Tensor positions = (valid_t.to(at::kLong).cumsum(1) - 1).clamp_min(0);
+      at::Tensor hidden = tr->Hidden(ids_t, positions, valid_t, nullptr);
+      // Only assistant positions reach the vocabulary projection: position
+      // t-1 predicts token t, so select hidden[:, :-1] where mask[:, 1:].
+      at::Tensor sel = mask_t.narrow(1, 1, len - 1);
+      at::Tensor h = hidden.narrow(1, 0, len - 1).index({sel});          // [n, hidden]
+      at::Tensor targets = ids_t.narrow(1, 1, len - 1).index({sel});     // [n]
+      at::Tensor weights = adv_t.narrow(1, 1, len - 1).index({sel});     // [n]
+      if (h.size(0) == 0) continue;
+      at::Tensor logp = at::log_softmax(tr->Logits(h), -1);              // [n, vocab] f32
+      at::Tensor token_lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
+      at::Tensor loss_part = -(weights * token_lp).sum();
+      (loss_part / static_cast<double>(total_tokens)).backward();
+      loss_sum += loss_part.item<double>();
+      {
+        at::NoGradGuard no_grad;
+        at::Tensor lp = logp.detach();
+        entropy_sum += (-(lp.exp() * lp).sum(-1)).sum().item<double>();
+        at::Tensor r = at::tensor(rollout, at::kFloat);
+        at::Tensor has = at::tensor(has_rollout, at::kByte).to(at::kBool);
+        mismatch_sum += (r - token_lp.detach()).abs().masked_fill(has.logical_not(), 0).sum().item<double>();
+        mismatch_count += has.sum().item<double>();
+      }
+    }
+    for (auto& p : tc.params) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    }
+    // 3. Sum the per-rank gradients and statistics: every term was already
+    //    divided by the global token count, so the sum is the gradient of
+    //    the whole batch, as if one process had run it.
+    tc.AllReduceGradients();
+    at::Tensor tail = at::tensor({loss_sum, entropy_sum, mismatch_sum, mismatch_count}, at::kDouble);
+    tc.AllReduceSum(tail);
+    stats.loss = tail[0].item<double>() / total_tokens;
+    stats.entropy = tail[1].item<double>() / total_tokens;
+    const double count = tail[3].item<double>();
+    stats.logprob_mismatch = count > 0 ? tail[2].item<double>() / count : 0.0;
+    stats.micro_batches = static_cast<int64_t>(micro.size());
+    return absl::OkStatus();
+  });
+  RETURN_IF_ERROR(status);
+  stats.policy_version = step_;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+absl::StatusOr<StepStats> LearnerCore::TrainStep(const Batch& batch) {
+  const auto start = std::chrono::steady_clock::now();
+  // Strict on-policy: a rollout batch is only valid for the weights that
+  // generated it. SFT data does not come from the policy, so it has no version.
+  if (batch.loss == LossKind::kGrpo && batch.policy_version != step_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("batch was generated by policy version ", batch.policy_version,
+                     " but the learner is at version ", step_,
+                     " (strict on-policy: regenerate the batch with the current weights)"));
+  }
+  ASSIGN_OR_RETURN(StepStats stats, ComputeGradients(batch));
+  Torch& tc = *torch_;
+  RETURN_IF_ERROR(TorchCall("optimizer step", [&]() -> absl::Status {
+    // PyTorch's clip_grad_norm_: the L2 norm of the per-tensor norms, and a
+    // scale of max_norm / (norm + 1e-6) applied only when it is below 1.
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> norms;
+    for (const auto& p : tc.params) norms.push_back(p.grad().norm());
+    const double norm = at::stack(norms).norm().item<double>();
+    stats.grad_norm = norm;
+    const double max_norm = options_.optimizer.max_grad_norm;
+    if (max_norm > 0 && max_norm / (norm + 1e-6) < 1.0) {
+      for (auto& p : tc.params) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
+    }
+    const double lr = batch.learning_rate > 0 ? batch.learning_rate : ScheduledLearningRate(step_);
+    for (auto& group : tc.optimizer->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+    tc.optimizer->step();
+    stats.learning_rate = lr;
+    return absl::OkStatus();
+  }));
+  ++step_;
+  stats.policy_version = step_;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+absl::Status LearnerCore::SaveCheckpoint(const std::string& dir) {
+  Torch& tc = *torch_;
+  absl::Status status = absl::OkStatus();
+  if (options_.distributed.rank == 0) {
+    status = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string staging, MakeStagingDir(dir));
+      absl::Status written = [&]() -> absl::Status {
+        std::vector<std::string> extra;
+        if (!source_dir_.empty()) {
+          for (const char* f : kTokenizerFiles) {
+            fs::path p = fs::path(source_dir_) / f;
+            if (fs::exists(p)) extra.push_back(p.string());
+          }
+        }
+        model::Status saved = model_->Save(staging, extra, "float32");
+        if (!saved.ok()) return FromModel(saved);
+        RETURN_IF_ERROR(TorchCall("saving optimizer/RNG state", [&]() -> absl::Status {
+          torch::save(*tc.optimizer, (fs::path(staging) / kOptimizerFile).string());
+          at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+          torch::save(rng, (fs::path(staging) / kRngFile).string());
+          return absl::OkStatus();
+        }));
+        Json state = {{"step", step_},
+                      {"world_size", options_.distributed.world_size},
+                      {"arch", model::ArchName(model_->config().arch)}};
+        {
+          std::ofstream out(fs::path(staging) / kStateFile);
+          out << state.dump(2) << "\n";
+          if (!out.flush()) return absl::InternalError(absl::StrCat(staging, ": cannot write state"));
+        }
+        RETURN_IF_ERROR(WriteManifest(staging));
+        RETURN_IF_ERROR(SyncTree(staging));
+        return PublishDir(staging, dir);
+      }();
+      if (!written.ok()) {
+        std::error_code ec;
+        fs::remove_all(staging, ec);
+      }
+      return written;
+    }();
+  }
+  RETURN_IF_ERROR(TorchCall("checkpoint barrier", [&]() -> absl::Status {
+    tc.Barrier();
+    return absl::OkStatus();
+  }));
+  return status;
+}
+
+absl::Status LearnerCore::LoadCheckpoint(const std::string& dir) {
+  return RestoreCheckpoint(dir, /*verified=*/false, /*load_weights=*/true);
+}
+
+absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verified,
+                                            bool load_weights) {
+  if (!verified) RETURN_IF_ERROR(VerifyManifest(dir));
+  ASSIGN_OR_RETURN(Json state, ReadJsonFile((fs::path(dir) / kStateFile).string()));
+  ASSIGN_OR_RETURN(int64_t step, GetInt(state, "step", JsonPath(kStateFile)));
+  std::unique_ptr<model::Transformer> loaded;
+  if (load_weights) {
+    model::DeviceOptions d;
+    d.device = "cpu";
+    d.dtype = "float32";
+    d.num_threads = options_.num_threads;
+    auto t = model::Transformer::Load(dir, d);
+    if (!t.ok()) return FromModel(t.status());
+    loaded = std::move(*t);
+  }
+  Torch& tc = *torch_;
+  RETURN_IF_ERROR(TorchCall("loading checkpoint", [&]() -> absl::Status {
+    // 1. Everything that can fail, into fresh objects: a failed load leaves
+    //    the learner exactly as it was.
+    if (loaded != nullptr) {
+      const auto& from = loaded->named_parameters();
+      if (from.size() != tc.params.size()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            dir, ": has ", from.size(), " tensors, the learner's model ", tc.params.size()));
+      }
+      for (size_t i = 0; i < tc.params.size(); ++i) {
+        auto it = from.find(tc.names[i]);
+        if (it == from.end() || !it->second.sizes().equals(tc.params[i].sizes())) {
+          return absl::FailedPreconditionError(
+              absl::StrCat(dir, ": tensor ", tc.names[i], " is missing or has another shape"));
+        }
+      }
+    }
+    auto optimizer = std::make_unique<torch::optim::AdamW>(
+        tc.params, static_cast<const torch::optim::AdamWOptions&>(tc.optimizer->defaults()));
+    torch::load(*optimizer, (fs::path(dir) / kOptimizerFile).string());
+    at::Tensor rng;
+    torch::load(rng, (fs::path(dir) / kRngFile).string());
+    // 2. Commit.
+    if (loaded != nullptr) {
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < tc.params.size(); ++i) {
+        tc.params[i].copy_(loaded->named_parameters().at(tc.names[i]));
+      }
+    }
+    tc.optimizer = std::move(optimizer);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the state
+    generator.set_state(rng);
+    return absl::OkStatus();
+  }));
+  step_ = step;
+  return absl::OkStatus();
+}
+
+absl::Status LearnerCore::BroadcastBytes(std::string* bytes) {
+  if (options_.distributed.world_size == 1) return absl::OkStatus();
+  return TorchCall("broadcast", [&]() -> absl::Status {
+    at::Tensor size = at::tensor({static_cast<int64_t>(bytes->size())}, at::kLong);
+    torch_->Broadcast(size);
+    const int64_t n = size[0].item<int64_t>();
+    at::Tensor buffer = at::empty({std::max<int64_t>(n, 1)}, at::kByte);
+    if (options_.distributed.rank == 0) {
+      std::memcpy(buffer.data_ptr(), bytes->data(), static_cast<size_t>(n));
+    }
+    torch_->Broadcast(buffer);
+    bytes->assign(static_cast<const char*>(buffer.data_ptr()), static_cast<size_t>(n));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status LearnerCore::PublishWeights(WeightPublisher& publisher) {
+  std::vector<TensorView> views;
+  for (size_t i = 0; i < torch_->params.size(); ++i) {
+    const at::Tensor& p = torch_->params[i];
+    if (!p.is_contiguous()) {
+      return absl::InternalError(absl::StrCat(torch_->names[i], ": parameter is not contiguous"));
+    }
+    TensorView v;
+    v.name = torch_->names[i];
+    v.dtype = "float32";
+    v.shape.assign(p.sizes().begin(), p.sizes().end());
+    v.data = absl::Span<const uint8_t>(static_cast<const uint8_t*>(p.data_ptr()),
+                                       static_cast<size_t>(p.nbytes()));
+    views.push_back(std::move(v));
+  }
+  return publisher.Publish(step_, views);
+}
+
+}  // namespace cascade::learner

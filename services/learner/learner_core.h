@@ -1,0 +1,217 @@
+// The learner's training logic without gRPC: GRPO and SFT steps on a
+// model::Model, AdamW with gradient clipping and an LR schedule, micro-batches
+// with gradient accumulation, data parallelism over torch c10d (Gloo on CPU),
+// and atomic, checksummed checkpoints.
+//
+// GRPO (DESIGN.md §1), strict on-policy, no KL: every sequence i carries its
+// advantage A_i; with o_i its assistant tokens (loss_mask = 1),
+//   L = -(1 / sum_i |o_i|) * sum_i sum_{t in o_i} A_i * log pi(o_i,t | prefix).
+// The normaliser is the number of assistant tokens of the WHOLE batch (all
+// micro-batches, all data-parallel ranks), so splitting a batch into
+// micro-batches or ranks never changes the gradient. SFT is the same sum with
+// A_i = 1 (token-level cross-entropy on the assistant tokens).
+//
+// No torch type appears here: the torch code lives in learner_core.cc only.
+//
+// Thread-safety: not thread-safe; the gRPC adapter serialises calls. In data
+// parallel runs every rank must make the same sequence of TrainStep /
+// SaveCheckpoint calls (they are collective).
+#ifndef CASCADE_SERVICES_LEARNER_LEARNER_CORE_H_
+#define CASCADE_SERVICES_LEARNER_LEARNER_CORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/runtime.h"
+
+namespace cascade::learner {
+
+enum class LossKind { kGrpo, kSft };
+enum class LrSchedule { kConstant, kLinearWarmup, kCosine };
+
+// "constant", "linear_warmup", "cosine".
+absl::StatusOr<LrSchedule> ParseLrSchedule(const std::string& name);
+
+struct OptimizerOptions {
+  // Peak learning rate.
+  double learning_rate = 1e-6;
+  // AdamW moments and decoupled weight decay (PyTorch's AdamW defaults).
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+  // Clip the global gradient L2 norm to this; <= 0 disables clipping.
+  double max_grad_norm = 1.0;
+  // kConstant: peak LR always. kLinearWarmup: 0 -> peak over warmup_steps,
+  // then constant. kCosine: warm-up, then cosine decay to
+  // min_lr_ratio * peak at total_steps (held there afterwards).
+  LrSchedule schedule = LrSchedule::kConstant;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 0;
+  double min_lr_ratio = 0.0;
+};
+
+// Rendezvous of the data-parallel group (torch c10d TCPStore + Gloo).
+struct DistributedOptions {
+  // 1 runs without any process group.
+  int world_size = 1;
+  int rank = 0;
+  // Rank 0 listens here; the others connect.
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // How long ranks wait for each other at rendezvous and in collectives.
+  int timeout_seconds = 300;
+};
+
+// Fills world size, rank and master from the environment (WORLD_SIZE, RANK,
+// MASTER_ADDR, MASTER_PORT) where set; without RANK, a hostname ending in
+// "-<ordinal>" (a Kubernetes StatefulSet pod) gives the rank. Fields the
+// environment does not mention keep their values.
+absl::Status DistributedFromEnvironment(DistributedOptions* options);
+
+struct LearnerOptions {
+  OptimizerOptions optimizer;
+  DistributedOptions distributed;
+  // Default micro-batch budget in (padded) tokens; a batch can override it. A
+  // sequence longer than the budget forms a micro-batch of its own.
+  int64_t micro_batch_tokens = 8192;
+  // CPU intra-op threads (0: every hardware thread).
+  int num_threads = 0;
+};
+
+struct Sequence {
+  // Prompt and response tokens concatenated (at least 2).
+  std::vector<int64_t> token_ids;
+  // 1 on tokens the assistant produced (trained on); same length as
+  // token_ids. The first token cannot be predicted, so loss_mask[0] must be 0.
+  std::vector<uint8_t> loss_mask;
+  // GRPO advantage A_i (ignored by SFT).
+  float advantage = 0.0f;
+  // Rollout log-probs of the assistant tokens in order (empty: not measured).
+  std::vector<float> rollout_logprobs;
+};
+
+struct Batch {
+  LossKind loss = LossKind::kGrpo;
+  std::vector<Sequence> sequences;
+  // Policy version that generated the sequences (GRPO only; must equal the
+  // learner's current version).
+  int64_t policy_version = 0;
+  // > 0 overrides the schedule's learning rate for this step.
+  double learning_rate = 0.0;
+  // > 0 overrides LearnerOptions::micro_batch_tokens.
+  int64_t micro_batch_tokens = 0;
+};
+
+struct StepStats {
+  // Version after the step (= optimizer steps taken).
+  int64_t policy_version = 0;
+  // Loss as normalised in the header comment, over the whole batch (all ranks).
+  double loss = 0.0;
+  // Global gradient L2 norm before clipping.
+  double grad_norm = 0.0;
+  double learning_rate = 0.0;
+  // Assistant tokens in the whole batch (all ranks).
+  int64_t tokens = 0;
+  // Mean entropy of the policy per assistant token (nats).
+  double entropy = 0.0;
+  // Mean |rollout logprob - learner logprob| over assistant tokens that came
+  // with rollout log-probs (0 when none did).
+  double logprob_mismatch = 0.0;
+  // Micro-batches this rank ran.
+  int64_t micro_batches = 0;
+  double seconds = 0.0;
+};
+
+// A borrowed view of one parameter for weight publishing.
+struct TensorView {
+  std::string name;            // Hugging Face name
+  std::string dtype;           // "float32"
+  std::vector<int64_t> shape;
+  absl::Span<const uint8_t> data;  // contiguous, little-endian
+};
+
+// Sends a new weight version to the rollout replicas (implemented by the
+// publishing side; the learner only hands it the tensors).
+class WeightPublisher {
+ public:
+  virtual ~WeightPublisher() = default;
+  // Returns once every replica acknowledged `version` (or with an error).
+  [[nodiscard]] virtual absl::Status Publish(int64_t version,
+                                             const std::vector<TensorView>& tensors) = 0;
+};
+
+class LearnerCore {
+ public:
+  // Takes ownership of a float32 CPU model. For data parallel runs this
+  // blocks until every rank joined, then makes all ranks start from rank 0's
+  // weights. `source_dir` (may be empty) supplies tokenizer files copied into
+  // checkpoints.
+  static absl::StatusOr<std::unique_ptr<LearnerCore>> Create(std::unique_ptr<model::Model> model,
+                                                             const LearnerOptions& options,
+                                                             std::string source_dir = "");
+  // Loads a Hugging Face directory, or a checkpoint written by
+  // SaveCheckpoint (then the optimizer, step and RNG state resume too).
+  static absl::StatusOr<std::unique_ptr<LearnerCore>> Open(const std::string& dir,
+                                                           const LearnerOptions& options);
+  ~LearnerCore();
+  LearnerCore(const LearnerCore&) = delete;
+  LearnerCore& operator=(const LearnerCore&) = delete;
+
+  // One optimizer step on `batch` (this rank's share of it in data parallel
+  // runs). GRPO batches whose policy_version differs from version() are
+  // refused with FAILED_PRECONDITION (strict on-policy).
+  [[nodiscard]] absl::StatusOr<StepStats> TrainStep(const Batch& batch);
+
+  // The first half of TrainStep: clears the gradients and accumulates those of
+  // `batch` over micro-batches, all-reduced across ranks; no optimizer step.
+  // Returned stats have every field but grad_norm/learning_rate. Public so
+  // tests can compare the gradients with a direct computation.
+  [[nodiscard]] absl::StatusOr<StepStats> ComputeGradients(const Batch& batch);
+
+  // Writes model (Hugging Face), optimizer, step and RNG state to `dir`
+  // atomically with a checksum manifest. Only rank 0 writes; collective.
+  [[nodiscard]] absl::Status SaveCheckpoint(const std::string& dir);
+  // Restores a checkpoint after verifying its manifest (DATA_LOSS names the
+  // corrupt file). The model architecture must match.
+  [[nodiscard]] absl::Status LoadCheckpoint(const std::string& dir);
+
+  // Hands the current weights to `publisher` under version().
+  [[nodiscard]] absl::Status PublishWeights(WeightPublisher& publisher);
+
+  // Collective: rank 0's `bytes` replace every other rank's (a no-op with
+  // one rank). Used to relay commands from the gRPC face to the other ranks.
+  [[nodiscard]] absl::Status BroadcastBytes(std::string* bytes);
+  int rank() const { return options_.distributed.rank; }
+  int world_size() const { return options_.distributed.world_size; }
+
+  // Learning rate the schedule gives for the step after `steps` steps.
+  double ScheduledLearningRate(int64_t steps) const;
+
+  int64_t version() const;
+  const model::Model& model() const { return *model_; }
+  const LearnerOptions& options() const { return options_; }
+
+ private:
+  struct Torch;  // optimizer and process group (learner_core.cc)
+  LearnerCore(std::unique_ptr<model::Model> model, const LearnerOptions& options,
+              std::string source_dir);
+  // LoadCheckpoint's work; Open skips what it has already done.
+  [[nodiscard]] absl::Status RestoreCheckpoint(const std::string& dir, bool verified,
+                                               bool load_weights);
+
+  std::unique_ptr<model::Model> model_;
+  LearnerOptions options_;
+  std::string source_dir_;
+  int64_t step_ = 0;
+  std::unique_ptr<Torch> torch_;
+};
+
+}  // namespace cascade::learner
+
+#endif  // CASCADE_SERVICES_LEARNER_LEARNER_CORE_H_

@@ -101,6 +101,28 @@ Model::~Model() = default;
 
 const ModelConfig& Model::config() const { return transformer_->config(); }
 
+std::vector<ParameterInfo> Model::Parameters() const {
+  std::vector<ParameterInfo> out;
+  for (const auto& [name, tensor] : transformer_->named_parameters()) {
+    ParameterInfo info;
+    info.name = name;
+    switch (tensor.scalar_type()) {
+      case at::kBFloat16: info.dtype = DType::kBF16; break;
+      case at::kHalf: info.dtype = DType::kF16; break;
+      default: info.dtype = DType::kF32; break;
+    }
+    info.shape = tensor.sizes().vec();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<Model>> Model::WithWeights(const std::vector<TensorView>& tensors) const {
+  StatusOr<std::unique_ptr<Transformer>> t = transformer_->WithWeights(tensors);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Model>(new Model(std::move(*t)));
+}
+
 StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir, const RuntimeOptions& options) {
   StatusOr<std::unique_ptr<Transformer>> t =
       Transformer::Load(dir, DeviceOptions{options.device, options.dtype, options.num_threads});

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/safetensors.h"
 #include "model/status.h"
 
 namespace cascade::model {
@@ -83,6 +84,13 @@ struct LogProbOptions {
   int64_t chunk_size = 512;
 };
 
+// One parameter as the model holds it (compute dtype).
+struct ParameterInfo {
+  std::string name;  // Hugging Face name
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+
 class Model {
  public:
   static StatusOr<std::unique_ptr<Model>> Load(const std::string& dir,
@@ -102,6 +110,16 @@ class Model {
               const std::string& dtype = "", size_t max_shard_bytes = size_t{5} << 30) const;
 
   const ModelConfig& config() const;
+
+  // The parameters in a fixed order (tied models have no lm_head.weight).
+  std::vector<ParameterInfo> Parameters() const;
+
+  // A new model with this one's config, device and compute dtype whose
+  // weights are copied from `tensors` (F32/BF16/F16, converted as needed).
+  // Every parameter must be given once with its shape; InvalidArgument names
+  // the first missing, repeated, unknown or misshapen tensor. This model is
+  // untouched, so a caller can build the replacement while this one serves.
+  StatusOr<std::unique_ptr<Model>> WithWeights(const std::vector<TensorView>& tensors) const;
 
   StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
                                                    const GenerateOptions& options = {}) const;

@@ -88,6 +88,13 @@ class Transformer {
   // Parameters under their Hugging Face names (tied models have no lm_head.weight).
   const std::map<std::string, at::Tensor>& named_parameters() const { return params_; }
 
+  // A new transformer with this one's config, device and compute dtype whose
+  // parameters are copied from `tensors` (any of F32/BF16/F16, converted).
+  // Every parameter must be given once with its exact shape; a missing,
+  // repeated, unknown or misshapen tensor fails with InvalidArgument naming it.
+  // Used to swap in published weights next to the serving copy.
+  StatusOr<std::unique_ptr<Transformer>> WithWeights(const std::vector<TensorView>& tensors) const;
+
   KvCache NewCache(int64_t batch, int64_t capacity) const;
 
   // Runs the layers over `ids` and returns the final-normed hidden states

@@ -2,8 +2,10 @@
 //
 //   rollout tokenize --tokenizer PATH --input IN.jsonl [--decode]
 //   rollout score --model DIR --input IN.jsonl [--output OUT.jsonl]
+//   rollout serve --model DIR [--address A] [--metrics_port M] [--version V]
 //
-// The serving side (Generate, UpdateWeights) builds on the model runtime.
+// Exit status: 0 success, 1 failure, 2 usage error.
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -11,7 +13,13 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/server.h"
 #include "model/cli.h"
+#include "model/runtime.h"
+#include "services/rollout/heap_tuning.h"
+#include "services/rollout/rollout_core.h"
+#include "services/rollout/rollout_service.h"
 #include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,7 +31,8 @@ constexpr char kTopUsage[] =
     "Generation replicas for Cascade.\n\n"
     "commands:\n"
     "  tokenize   {\"text\"} JSONL lines to {\"ids\"} with a model's tokenizer (--decode: reverse)\n"
-    "  score      teacher-forced per-token log-probs of {\"ids\"} JSONL lines\n\n"
+    "  score      teacher-forced per-token log-probs of {\"ids\"} JSONL lines\n"
+    "  serve      the Rollout gRPC service (Generate, UpdateWeights, GetState)\n\n"
     "Run 'rollout <command> --help' for its flags.\n";
 
 int Tokenize(int argc, char** argv) {
@@ -69,6 +78,90 @@ int Tokenize(int argc, char** argv) {
   return kExitOk;
 }
 
+int Serve(int argc, char** argv) {
+  BlockTerminationSignals();
+  KeepLargeAllocationsInHeap();
+  std::string model_dir;
+  std::string address = "0.0.0.0:50053";
+  int metrics_port = 9103;
+  std::string device = "cpu";
+  std::string dtype;
+  int threads = 0;
+  int max_batch_tokens = 16384;
+  int max_queued_requests = 256;
+  int version = 0;
+  FlagSet flags("rollout serve",
+                "Serves generation from a Hugging Face model directory until SIGTERM. New\n"
+                "weights arrive through UpdateWeights; requests name the version they need.");
+  flags.AddString("model", &model_dir, "model directory (config.json, *.safetensors, tokenizer.json)",
+                  /*required=*/true);
+  flags.AddString("address", &address, "host:port to listen on (port 0 = any free port)");
+  flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
+  flags.AddString("device", &device, "cpu, cuda or cuda:N");
+  flags.AddString("dtype", &dtype, "float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)");
+  flags.AddInt("threads", &threads, "CPU intra-op threads (0 = every core)");
+  flags.AddInt("max_batch_tokens", &max_batch_tokens,
+               "token budget of a batch: sum of prompt + max_new_tokens over its sequences");
+  flags.AddInt("max_queued_requests", &max_queued_requests,
+               "requests waiting before RESOURCE_EXHAUSTED");
+  flags.AddInt("version", &version, "policy version of the weights in --model (0 = base model)");
+  auto positional = flags.Parse(argc, argv, /*first=*/2);
+  if (!positional.ok()) return flags.ExitForParseError(positional.status());
+  if (max_batch_tokens < 1 || max_queued_requests < 1 || version < 0) {
+    return flags.ExitForParseError(absl::InvalidArgumentError(
+        "--max_batch_tokens and --max_queued_requests must be positive, --version non-negative"));
+  }
+
+  auto loaded = model::Model::Load(model_dir, {.device = device, .dtype = dtype, .num_threads = threads});
+  if (!loaded.ok()) {
+    CASCADE_LOG(ERROR) << "rollout serve: " << loaded.status().message();
+    return kExitFailure;
+  }
+  // Response.text needs the model's tokenizer; without one it stays empty.
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
+    auto t = tokenizer::Tokenizer::FromFile(model_dir);
+    if (!t.ok()) {
+      CASCADE_LOG(ERROR) << "rollout serve: " << t.status().message();
+      return kExitFailure;
+    }
+    tok = std::move(*t);
+  } else {
+    CASCADE_LOG(WARNING) << model_dir << " has no tokenizer.json: responses carry ids only";
+  }
+  RolloutCore core(std::move(*loaded), version,
+                   {.max_batch_tokens = max_batch_tokens, .max_queued_requests = max_queued_requests});
+  RolloutServiceOptions service_options;
+  if (tok != nullptr) {
+    service_options.decode = [t = tok.get()](const std::vector<int64_t>& ids) {
+      std::vector<int32_t> narrow(ids.begin(), ids.end());
+      return t->Decode(narrow);
+    };
+  }
+  RolloutServiceImpl service(&core, service_options);
+
+  if (metrics_port >= 0) {
+    auto port = StartMetricsExposer(metrics_port);
+    if (!port.ok()) {
+      CASCADE_LOG(ERROR) << port.status().message();
+      return kExitFailure;
+    }
+    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
+  }
+  auto server = GrpcServer::Start({.address = address}, {&service});
+  if (!server.ok()) {
+    CASCADE_LOG(ERROR) << server.status().message();
+    return kExitFailure;
+  }
+  // Tests and scripts read the port from this line.
+  CASCADE_LOG(INFO) << "rollout listening on port " << (*server)->port() << " serving version "
+                    << version;
+  WaitForTerminationSignal();
+  (*server)->Shutdown();
+  CASCADE_LOG(INFO) << "rollout stopped";
+  return kExitOk;
+}
+
 }  // namespace
 }  // namespace cascade::rollout
 
@@ -80,6 +173,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     return cascade::model::RunScoreCommand(args, std::cout, std::cerr);
   }
+  if (command == "serve") return cascade::rollout::Serve(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << cascade::rollout::kTopUsage;
     return cascade::kExitOk;

@@ -1,0 +1,520 @@
+#include "services/rollout/rollout_core.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+
+namespace cascade::rollout {
+namespace {
+
+absl::Status FromModelStatus(const model::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.code()), status.message());
+}
+
+// splitmix64 finalizer: decorrelates neighbouring seeds.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+uint64_t SampleSeed(uint64_t seed, int prompt_index, int sample_index) {
+  return Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(prompt_index)) ^
+             static_cast<uint64_t>(sample_index));
+}
+
+absl::Status VersionMismatchError(int64_t required, int64_t served) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("policy version ", required, " requested but this replica serves version ",
+                   served, "; wait until the learner's update to ", required,
+                   " is acknowledged and retry"));
+}
+
+struct RolloutCore::Metrics {
+  Metrics() {
+    auto& registry = *MetricsRegistry();
+    tokens = &prometheus::BuildCounter()
+                  .Name("cascade_rollout_tokens_total")
+                  .Help("Tokens generated")
+                  .Register(registry)
+                  .Add({});
+    responses = &prometheus::BuildCounter()
+                     .Name("cascade_rollout_responses_total")
+                     .Help("Responses delivered")
+                     .Register(registry)
+                     .Add({});
+    queued = &prometheus::BuildGauge()
+                  .Name("cascade_rollout_queued_requests")
+                  .Help("Requests waiting with sequences not yet scheduled")
+                  .Register(registry)
+                  .Add({});
+    running = &prometheus::BuildGauge()
+                   .Name("cascade_rollout_running_sequences")
+                   .Help("Sequences in the batch being generated")
+                   .Register(registry)
+                   .Add({});
+    occupancy = &prometheus::BuildGauge()
+                     .Name("cascade_rollout_batch_occupancy_ratio")
+                     .Help("Token budget used by the last batch (0..1)")
+                     .Register(registry)
+                     .Add({});
+    version = &prometheus::BuildGauge()
+                   .Name("cascade_rollout_policy_version")
+                   .Help("Policy version served")
+                   .Register(registry)
+                   .Add({});
+    request_seconds = &prometheus::BuildHistogram()
+                           .Name("cascade_rollout_request_seconds")
+                           .Help("Time from Submit to the last response of a request")
+                           .Register(registry)
+                           .Add({}, LatencyBuckets());
+    batch_seconds = &prometheus::BuildHistogram()
+                         .Name("cascade_rollout_batch_seconds")
+                         .Help("Time of one batched Generate call")
+                         .Register(registry)
+                         .Add({}, LatencyBuckets());
+    weight_updates = &prometheus::BuildCounter()
+                          .Name("cascade_rollout_weight_updates_total")
+                          .Help("Weight updates applied")
+                          .Register(registry)
+                          .Add({});
+    weight_update_seconds = &prometheus::BuildHistogram()
+                                 .Name("cascade_rollout_weight_update_seconds")
+                                 .Help("Time to build and swap in new weights")
+                                 .Register(registry)
+                                 .Add({}, LatencyBuckets());
+  }
+  prometheus::Counter* tokens;
+  prometheus::Counter* responses;
+  prometheus::Gauge* queued;
+  prometheus::Gauge* running;
+  prometheus::Gauge* occupancy;
+  prometheus::Gauge* version;
+  prometheus::Histogram* request_seconds;
+  prometheus::Histogram* batch_seconds;
+  prometheus::Counter* weight_updates;
+  prometheus::Histogram* weight_update_seconds;
+};
+
+// Fields other than the immutable ones are guarded by RolloutCore::mu_.
+struct RolloutCore::Request {
+  uint64_t id = 0;
+  GenerateInput input;
+  ResponsesCallback on_responses;
+  DoneCallback on_done;
+  absl::Time submitted;
+  int64_t total = 0;        // prompts x G
+  int64_t next = 0;         // next sequence to schedule
+  int64_t outstanding = 0;  // sequences in the running batch
+  bool cancelled = false;
+  bool done = false;        // DoneCallback queued
+
+  int64_t SequenceTokens(int64_t sequence) const {
+    const auto& prompt = input.prompts[sequence / input.samples_per_prompt];
+    return static_cast<int64_t>(prompt.token_ids.size()) + input.sampling.max_new_tokens;
+  }
+};
+
+RolloutCore::RolloutCore(std::unique_ptr<model::Model> model, int64_t policy_version,
+                         RolloutOptions options)
+    : options_(options), metrics_(std::make_unique<Metrics>()) {
+  {
+    absl::MutexLock lock(&mu_);
+    model_ = std::shared_ptr<const model::Model>(std::move(model));
+    version_ = policy_version;
+  }
+  metrics_->version->Set(static_cast<double>(policy_version));
+  scheduler_ = std::make_unique<WorkerPool>(
+      WorkerPoolOptions{.name = "rollout-scheduler", .threads = 1, .queue_capacity = 1});
+  {
+    absl::MutexLock lock(&mu_);
+    loop_running_ = true;
+  }
+  absl::Status started = scheduler_->TrySchedule([this] { SchedulerLoop(); });
+  if (!started.ok()) {
+    CASCADE_LOG(ERROR) << "rollout scheduler did not start: " << started;
+    absl::MutexLock lock(&mu_);
+    loop_running_ = false;
+    stopping_ = true;  // Submit then answers UNAVAILABLE instead of queueing forever
+  }
+}
+
+RolloutCore::~RolloutCore() {
+  std::vector<std::shared_ptr<Request>> orphans;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    // The loop sees stopping_ between batches; a running batch finishes first.
+    auto exited = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loop_running_; };
+    mu_.Await(absl::Condition(&exited));
+  }
+  scheduler_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, request] : live_) {
+      if (!request->done) orphans.push_back(request);
+      request->done = true;
+    }
+    live_.clear();
+    queue_.clear();
+  }
+  for (auto& request : orphans) {
+    request->on_done(absl::UnavailableError("rollout replica is shutting down"));
+  }
+}
+
+absl::StatusOr<uint64_t> RolloutCore::Submit(GenerateInput input, ResponsesCallback on_responses,
+                                             DoneCallback on_done) {
+  // 1. Validate everything a batch could trip over, so one bad request never
+  //    fails the batch it would share with others.
+  if (input.prompts.empty()) return absl::InvalidArgumentError("prompts: empty");
+  if (input.samples_per_prompt < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("samples_per_prompt: ", input.samples_per_prompt, " (expected >= 1)"));
+  }
+  if (input.sampling.max_new_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampling.max_new_tokens: ", input.sampling.max_new_tokens, " (expected >= 1)"));
+  }
+  std::shared_ptr<const model::Model> model;
+  {
+    absl::MutexLock lock(&mu_);
+    model = model_;
+  }
+  const int64_t vocab = model->config().vocab_size;
+  for (size_t i = 0; i < input.prompts.size(); ++i) {
+    const auto& ids = input.prompts[i].token_ids;
+    if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat("prompts[", i, "]: no tokens"));
+    for (int64_t id : ids) {
+      if (id < 0 || id >= vocab) {
+        return absl::InvalidArgumentError(absl::StrCat("prompts[", i, "]: token id ", id,
+                                                       " outside the vocabulary [0, ", vocab, ")"));
+      }
+    }
+    const int64_t cost = static_cast<int64_t>(ids.size()) + input.sampling.max_new_tokens;
+    if (cost > options_.max_batch_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompts[", i, "]: prompt + max_new_tokens = ", cost,
+          " tokens exceed the replica's batch budget of ", options_.max_batch_tokens,
+          "; shorten the prompt or lower max_new_tokens"));
+    }
+  }
+  for (int64_t id : input.sampling.stop_token_ids) {
+    if (id < 0 || id >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("sampling.stop_token_ids: ", id,
+                                                     " outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+
+  // 2. Version and capacity, under the lock that also guards swaps.
+  auto request = std::make_shared<Request>();
+  request->total = static_cast<int64_t>(input.prompts.size()) * input.samples_per_prompt;
+  request->input = std::move(input);
+  request->on_responses = std::move(on_responses);
+  request->on_done = std::move(on_done);
+  request->submitted = absl::Now();
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("rollout replica is shutting down");
+  if (request->input.policy_version != version_) {
+    return VersionMismatchError(request->input.policy_version, version_);
+  }
+  if (static_cast<int>(queue_.size()) >= options_.max_queued_requests) {
+    return absl::ResourceExhaustedError(absl::StrCat("rollout queue is full (",
+                                                     options_.max_queued_requests,
+                                                     " requests); retry later"));
+  }
+  request->id = next_id_++;
+  queue_.push_back(request);
+  live_[request->id] = request;
+  metrics_->queued->Set(static_cast<double>(queue_.size()));
+  return request->id;
+}
+
+void RolloutCore::Cancel(uint64_t request_id) {
+  std::shared_ptr<Request> finished;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(request_id);
+    if (it == live_.end() || it->second->done) return;
+    std::shared_ptr<Request> request = it->second;
+    request->cancelled = true;
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), request), queue_.end());
+    metrics_->queued->Set(static_cast<double>(queue_.size()));
+    // With sequences running, the scheduler finishes it after the batch.
+    if (request->outstanding == 0) {
+      request->done = true;
+      live_.erase(it);
+      finished = request;
+    }
+  }
+  if (finished) finished->on_done(absl::CancelledError("request cancelled"));
+}
+
+absl::StatusOr<std::vector<SampleOutput>> RolloutCore::Generate(GenerateInput input,
+                                                                absl::Duration timeout) {
+  struct Waiter {
+    absl::Mutex mu;
+    std::vector<SampleOutput> outputs ABSL_GUARDED_BY(mu);
+    std::optional<absl::Status> status ABSL_GUARDED_BY(mu);
+  };
+  auto waiter = std::make_shared<Waiter>();
+  absl::StatusOr<uint64_t> id = Submit(
+      std::move(input),
+      [waiter](std::vector<SampleOutput> outputs) {
+        absl::MutexLock lock(&waiter->mu);
+        for (auto& o : outputs) waiter->outputs.push_back(std::move(o));
+      },
+      [waiter](absl::Status status) {
+        absl::MutexLock lock(&waiter->mu);
+        waiter->status = std::move(status);
+      });
+  if (!id.ok()) return id.status();
+  auto finished = [&waiter]() ABSL_SHARED_LOCKS_REQUIRED(waiter->mu) {
+    return waiter->status.has_value();
+  };
+  bool in_time;
+  {
+    absl::MutexLock lock(&waiter->mu);
+    in_time = waiter->mu.AwaitWithTimeout(absl::Condition(&finished), timeout);
+  }
+  if (!in_time) {
+    // Cancel outside the waiter's lock: it may run the DoneCallback inline.
+    Cancel(*id);
+    absl::MutexLock lock(&waiter->mu);
+    waiter->mu.Await(absl::Condition(&finished));
+    return absl::DeadlineExceededError(
+        absl::StrCat("generation did not finish within ", absl::FormatDuration(timeout)));
+  }
+  absl::MutexLock lock(&waiter->mu);
+  if (!waiter->status->ok()) return *waiter->status;
+  std::vector<SampleOutput> outputs = std::move(waiter->outputs);
+  std::sort(outputs.begin(), outputs.end(), [](const SampleOutput& a, const SampleOutput& b) {
+    return std::make_pair(a.prompt_index, a.sample_index) <
+           std::make_pair(b.prompt_index, b.sample_index);
+  });
+  return outputs;
+}
+
+std::vector<RolloutCore::Slot> RolloutCore::FormBatch(std::vector<std::function<void()>>* deferred) {
+  std::vector<Slot> batch;
+  int64_t budget = options_.max_batch_tokens;
+  while (!queue_.empty()) {
+    std::shared_ptr<Request> request = queue_.front();
+    if (request->input.policy_version != version_) {
+      // Step 3 of the version contract: its weights are gone.
+      queue_.pop_front();
+      if (request->outstanding == 0) {
+        request->done = true;
+        live_.erase(request->id);
+        absl::Status error = VersionMismatchError(request->input.policy_version, version_);
+        deferred->push_back([request, error] { request->on_done(error); });
+      } else {
+        request->cancelled = true;  // finished with an error after its running batch
+      }
+      continue;
+    }
+    while (request->next < request->total) {
+      const int64_t cost = request->SequenceTokens(request->next);
+      if (cost > budget && !batch.empty()) break;
+      budget -= cost;
+      batch.push_back(Slot{request, request->next});
+      ++request->next;
+      ++request->outstanding;
+    }
+    if (request->next < request->total) break;  // budget spent
+    queue_.pop_front();
+  }
+  const int64_t used = options_.max_batch_tokens - budget;
+  metrics_->occupancy->Set(static_cast<double>(used) / static_cast<double>(options_.max_batch_tokens));
+  metrics_->queued->Set(static_cast<double>(queue_.size()));
+  return batch;
+}
+
+void RolloutCore::SchedulerLoop() {
+  while (true) {
+    // 1. Wait for work; take the model pointer and version once per batch.
+    std::vector<std::function<void()>> deferred;
+    std::vector<Slot> batch;
+    std::shared_ptr<const model::Model> model;
+    int64_t version = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) {
+        loop_running_ = false;
+        return;
+      }
+      batch = FormBatch(&deferred);
+      model = model_;
+      version = version_;
+      running_sequences_ = static_cast<int>(batch.size());
+      if (!batch.empty()) {
+        ++batches_total_;
+        sequences_total_ += static_cast<int64_t>(batch.size());
+      }
+      metrics_->running->Set(static_cast<double>(batch.size()));
+    }
+    for (auto& call : deferred) call();
+    deferred.clear();
+    if (batch.empty()) continue;
+
+    // 2. Generate the whole batch with one set of weights.
+    std::vector<model::GenerationRequest> requests;
+    requests.reserve(batch.size());
+    for (const Slot& slot : batch) {
+      const GenerateInput& in = slot.request->input;
+      const int prompt = static_cast<int>(slot.sequence / in.samples_per_prompt);
+      const int sample = static_cast<int>(slot.sequence % in.samples_per_prompt);
+      model::GenerationRequest r;
+      r.prompt = in.prompts[prompt].token_ids;
+      r.params = in.sampling;
+      r.params.seed = SampleSeed(in.sampling.seed, prompt, sample);
+      requests.push_back(std::move(r));
+    }
+    const absl::Time start = absl::Now();
+    model::StatusOr<std::vector<model::GenerationResult>> results = model->Generate(requests);
+    metrics_->batch_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    model.reset();  // an old copy of the weights dies with its last batch
+
+    // 3. Group the results by request and settle each request's state.
+    std::map<Request*, std::vector<SampleOutput>> delivered;
+    {
+      absl::MutexLock lock(&mu_);
+      running_sequences_ = 0;
+      metrics_->running->Set(0);
+      for (size_t k = 0; k < batch.size(); ++k) {
+        const std::shared_ptr<Request>& request = batch[k].request;
+        --request->outstanding;
+        if (request->done) continue;
+        if (!results.ok()) {
+          request->done = true;
+          request->cancelled = true;
+          queue_.erase(std::remove(queue_.begin(), queue_.end(), request), queue_.end());
+          live_.erase(request->id);
+          absl::Status error = FromModelStatus(results.status());
+          deferred.push_back([request, error] { request->on_done(error); });
+          continue;
+        }
+        if (request->cancelled) continue;
+        const GenerateInput& in = request->input;
+        model::GenerationResult& result = (*results)[k];
+        SampleOutput out;
+        out.prompt_index = static_cast<int>(batch[k].sequence / in.samples_per_prompt);
+        out.prompt_id = in.prompts[out.prompt_index].prompt_id;
+        out.sample_index = static_cast<int>(batch[k].sequence % in.samples_per_prompt);
+        out.token_ids = std::move(result.token_ids);
+        out.logprobs = std::move(result.logprobs);
+        out.finish_reason = result.finish_reason == model::FinishReason::kStop
+                                ? FinishReason::kStop
+                                : FinishReason::kLength;
+        out.policy_version = version;
+        metrics_->tokens->Increment(static_cast<double>(out.token_ids.size()));
+        delivered[request.get()].push_back(std::move(out));
+      }
+      // Responses first, then completions, in one pass per request.
+      for (const Slot& slot : batch) {
+        const std::shared_ptr<Request>& request = slot.request;
+        auto it = delivered.find(request.get());
+        if (it != delivered.end()) {
+          auto outputs = std::make_shared<std::vector<SampleOutput>>(std::move(it->second));
+          delivered.erase(it);
+          metrics_->responses->Increment(static_cast<double>(outputs->size()));
+          deferred.push_back([request, outputs] { request->on_responses(std::move(*outputs)); });
+        }
+        if (request->done || request->outstanding > 0) continue;
+        if (request->cancelled) {
+          request->done = true;
+          live_.erase(request->id);
+          absl::Status error = request->input.policy_version != version_
+                                   ? VersionMismatchError(request->input.policy_version, version_)
+                                   : absl::CancelledError("request cancelled");
+          deferred.push_back([request, error] { request->on_done(error); });
+        } else if (request->next == request->total) {
+          request->done = true;
+          live_.erase(request->id);
+          metrics_->request_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - request->submitted));
+          deferred.push_back([request] { request->on_done(absl::OkStatus()); });
+        }
+      }
+    }
+    for (auto& call : deferred) call();
+  }
+}
+
+absl::Status RolloutCore::ApplyWeights(int64_t version,
+                                       const std::vector<model::TensorView>& tensors) {
+  if (version < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("weights version ", version, " is negative"));
+  }
+  absl::MutexLock apply_lock(&apply_mu_);
+  const absl::Time start = absl::Now();
+  std::shared_ptr<const model::Model> current;
+  {
+    absl::MutexLock lock(&mu_);
+    current = model_;
+  }
+  // Built apart from the serving copy: batches keep running meanwhile.
+  model::StatusOr<std::unique_ptr<model::Model>> next = current->WithWeights(tensors);
+  if (!next.ok()) {
+    absl::Status error = FromModelStatus(next.status());
+    return absl::Status(error.code(),
+                        absl::StrCat("weights version ", version, " rejected (still serving the "
+                                     "previous version): ",
+                                     error.message()));
+  }
+  current.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    model_ = std::shared_ptr<const model::Model>(std::move(*next));
+    version_ = version;
+  }
+  metrics_->version->Set(static_cast<double>(version));
+  metrics_->weight_updates->Increment();
+  metrics_->weight_update_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status RolloutCore::ApplyWeightsFromDir(int64_t version, const std::string& dir) {
+  model::StatusOr<model::SafetensorsCheckpoint> checkpoint =
+      model::SafetensorsCheckpoint::OpenDir(dir);
+  if (!checkpoint.ok()) return FromModelStatus(checkpoint.status());
+  std::vector<model::TensorView> views;
+  for (const std::string& name : checkpoint->Names()) {
+    // Buffers some exporters store; they are recomputed, not weights.
+    if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
+    views.push_back(*checkpoint->Find(name));
+  }
+  return ApplyWeights(version, views);
+}
+
+std::vector<model::ParameterInfo> RolloutCore::Parameters() const {
+  absl::MutexLock lock(&mu_);
+  return model_->Parameters();
+}
+
+int64_t RolloutCore::policy_version() const {
+  absl::MutexLock lock(&mu_);
+  return version_;
+}
+
+RolloutState RolloutCore::State() const {
+  absl::MutexLock lock(&mu_);
+  return RolloutState{.policy_version = version_,
+                      .queued_requests = static_cast<int>(queue_.size()),
+                      .running_sequences = running_sequences_,
+                      .max_batch_tokens = options_.max_batch_tokens,
+                      .batches_total = batches_total_,
+                      .sequences_total = sequences_total_};
+}
+
+}  // namespace cascade::rollout

@@ -144,6 +144,10 @@ class WeightPublisher {
   // Returns once every replica acknowledged `version` (or with an error).
   [[nodiscard]] virtual absl::Status Publish(int64_t version,
                                              const std::vector<TensorView>& tensors) = 0;
+  // Adds a replica that must receive every version from now on; returns the
+  // number registered. The next Publish() brings it to the current version.
+  virtual int RegisterReplica(const std::string& address) = 0;
+  virtual int replica_count() const = 0;
 };
 
 class LearnerCore {

@@ -367,6 +367,8 @@ class CopyingPublisher : public WeightPublisher {
     }
     return absl::OkStatus();
   }
+  int RegisterReplica(const std::string& address) override { return 1; }
+  int replica_count() const override { return 1; }
   int64_t version = -1;
   std::map<std::string, at::Tensor> received;
 };

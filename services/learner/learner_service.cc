@@ -285,11 +285,21 @@ grpc::ServerUnaryReactor* LearnerServiceImpl::LoadCheckpoint(
 grpc::ServerUnaryReactor* LearnerServiceImpl::RegisterRollout(
     grpc::CallbackServerContext* context, const cascade::v1::RegisterRolloutRequest* request,
     cascade::v1::RegisterRolloutResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(absl::UnimplementedError(
-      "RegisterRollout: this learner has no weight publisher wired in; replicas cannot be "
-      "registered yet")));
-  return reactor;
+  if (options_.publisher == nullptr) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(absl::UnimplementedError(
+        "RegisterRollout: this learner has no weight publisher wired in")));
+    return reactor;
+  }
+  return Run(context, [this, request, response]() -> absl::Status {
+    if (request->address().empty()) {
+      return absl::InvalidArgumentError("RegisterRolloutRequest.address: required");
+    }
+    response->set_replicas(options_.publisher->RegisterReplica(request->address()));
+    // Catch-up: a new or restarted replica gets the current version now, so
+    // it can serve the next step; replicas already holding it are skipped.
+    return core_->PublishWeights(*options_.publisher);
+  });
 }
 
 grpc::ServerUnaryReactor* LearnerServiceImpl::PublishWeights(
@@ -302,9 +312,13 @@ grpc::ServerUnaryReactor* LearnerServiceImpl::PublishWeights(
     return reactor;
   }
   return Run(context, [this, response]() -> absl::Status {
+    absl::Time start = absl::Now();
     absl::Status published = core_->PublishWeights(*options_.publisher);
     if (!published.ok()) return published;
     response->set_version(core_->version());
+    // Publish succeeds only when every registered replica acknowledged.
+    response->set_acknowledged(options_.publisher->replica_count());
+    response->set_seconds(absl::ToDoubleSeconds(absl::Now() - start));
     return absl::OkStatus();
   });
 }

@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -23,6 +24,7 @@
 #include "model/cli.h"
 #include "services/learner/learner_core.h"
 #include "services/learner/learner_service.h"
+#include "services/learner/rollout_publisher.h"
 
 namespace {
 
@@ -55,6 +57,10 @@ int Serve(int argc, char** argv) {
   flags.AddString("model", &model_dir,
                   "Hugging Face model directory or learner checkpoint to start from", true);
   flags.AddString("address", &address, "host:port to listen on, rank 0 (port 0 = any free port)");
+  std::string rollouts;
+  flags.AddString("rollouts", &rollouts,
+                  "comma-separated rollout replicas (host:port) that receive every published "
+                  "version; more can join with RegisterRollout");
   flags.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port, rank 0 (-1 = off, 0 = any)");
   flags.AddInt("rank", &rank, "data-parallel rank (default: RANK or the pod ordinal, else 0)");
   flags.AddInt("world-size", &world_size, "data-parallel ranks (default: WORLD_SIZE, else 1)");
@@ -132,7 +138,14 @@ int Serve(int argc, char** argv) {
     CASCADE_LOG(INFO) << "rank " << d.rank << " stopped";
     return kExitOk;
   }
+  // Rollout replicas get every published version over chunked gRPC streams;
+  // more register at run time with RegisterRollout.
+  RolloutPublisher publisher;
+  for (absl::string_view address : absl::StrSplit(rollouts, ',', absl::SkipEmpty())) {
+    publisher.RegisterReplica(std::string(address));
+  }
   LearnerServiceOptions service_options;
+  service_options.publisher = &publisher;
   // Well inside the collective timeout, so idle followers never expire.
   service_options.heartbeat = absl::Seconds(std::max(1, std::min(30, dp_timeout_s / 4)));
   LearnerServiceImpl service(core->get(), service_options);

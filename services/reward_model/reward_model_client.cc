@@ -75,6 +75,10 @@ absl::StatusOr<double> GrpcSemanticJudge::ProbabilityYes(absl::string_view quest
     return absl::Status(p.status().code(),
                         absl::StrCat("semantic judge (reward_model Judge): ", p.status().message()));
   }
+  if (p->size() != 1) {
+    return absl::InternalError(absl::StrCat("semantic judge (reward_model Judge): ", p->size(),
+                                            " answers for 1 question"));
+  }
   return (*p)[0];
 }
 

@@ -25,6 +25,7 @@
 #include "services/learner/learner_core.h"
 #include "services/learner/learner_service.h"
 #include "services/learner/rollout_publisher.h"
+#include "services/rollout/heap_tuning.h"
 
 namespace {
 
@@ -44,6 +45,9 @@ int Serve(int argc, char** argv) {
   using namespace cascade;
   using namespace cascade::learner;
   BlockTerminationSignals();
+  // Publishing streams the whole model every step: reuse heap pages instead
+  // of page-faulting fresh message buffers in each time (bench/rollout).
+  rollout::KeepLargeAllocationsInHeap();
   std::string model_dir;
   std::string address = "0.0.0.0:50061";
   std::string master;

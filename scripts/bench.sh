@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds and runs the benchmarks against their peers; results go to
-# bench/results/ (JSON) and are summarized by hand in bench/README.md.
+# Builds and runs every benchmark against its peer; each one's output goes
+# to bench/results/<name>.txt. bench/README.md summarizes them. Measure on a
+# quiet machine: the ratios come from the same run, the absolute rates do not
+# survive load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -8,5 +10,5 @@ mkdir -p bench/results
 for bench in build/bin/*_bench; do
   name=$(basename "$bench")
   echo "== $name"
-  "$bench" --benchmark_out="bench/results/$name.json" --benchmark_out_format=json
+  "$bench" 2>&1 | tee "bench/results/$name.txt"
 done

@@ -120,14 +120,23 @@ int main(int argc, char** argv) {
   std::string cache;
   if (const char* env = std::getenv("CASCADE_TOKENIZER_CACHE")) cache = env;
   if (cache.empty()) cache = absl::StrCat(std::getenv("HOME") ? std::getenv("HOME") : "", "/.cache/cascade/tokenizers");
-  for (int i = 1; i + 1 < argc; i += 2) {
+  constexpr char kUsage[] = "usage: tokenizer_bench [--seconds S] [--cache DIR]\n";
+  for (int i = 1; i < argc; i += 2) {
     std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << flag << " needs a value\n" << kUsage;
+      return 2;
+    }
     if (flag == "--seconds") {
       seconds = std::atof(argv[i + 1]);
     } else if (flag == "--cache") {
       cache = argv[i + 1];
     } else {
-      std::cerr << "usage: tokenizer_bench [--seconds S] [--cache DIR]\n";
+      std::cerr << "unknown flag " << flag << "\n" << kUsage;
       return 2;
     }
   }

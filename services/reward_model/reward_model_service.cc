@@ -86,14 +86,4 @@ grpc::ServerUnaryReactor* RewardModelServiceImpl::Judge(grpc::CallbackServerCont
   });
 }
 
-grpc::ServerUnaryReactor* RewardModelServiceImpl::TrainStep(
-    grpc::CallbackServerContext* context, const cascade::v1::TrainPairsRequest* request,
-    cascade::v1::TrainPairsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(absl::UnimplementedError(
-      "reward_model serve keeps its weights fixed; train offline with `reward_model train "
-      "--pairs PAIRS.jsonl --model DIR --out DIR` and serve the output directory")));
-  return reactor;
-}
-
 }  // namespace cascade::reward_model

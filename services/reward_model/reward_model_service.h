@@ -4,8 +4,8 @@
 // Forward passes never run on gRPC's callback threads: each call is handed
 // to a named request pool whose size bounds the calls in flight; when its
 // queue is full the call is refused with RESOURCE_EXHAUSTED.
-// TrainStep is UNIMPLEMENTED: a serving replica's weights stay fixed (train
-// offline with `reward_model train` and restart on the new directory).
+// A serving replica's weights stay fixed: train offline with
+// `reward_model train` and serve the new directory.
 #ifndef CASCADE_SERVICES_REWARD_MODEL_REWARD_MODEL_SERVICE_H_
 #define CASCADE_SERVICES_REWARD_MODEL_REWARD_MODEL_SERVICE_H_
 
@@ -32,9 +32,6 @@ class RewardModelServiceImpl : public cascade::v1::RewardModel::CallbackService 
   grpc::ServerUnaryReactor* Judge(grpc::CallbackServerContext* context,
                                   const cascade::v1::JudgeRequest* request,
                                   cascade::v1::JudgeResponse* response) override;
-  grpc::ServerUnaryReactor* TrainStep(grpc::CallbackServerContext* context,
-                                      const cascade::v1::TrainPairsRequest* request,
-                                      cascade::v1::TrainPairsResponse* response) override;
 
  private:
   // Runs `work` on the request pool and finishes the reactor with its status.

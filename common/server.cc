@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace cascade {
 
@@ -63,6 +64,28 @@ int WaitForTerminationSignal() {
   CASCADE_LOG(INFO) << "received " << (received == SIGTERM ? "SIGTERM" : "SIGINT")
                     << ", draining";
   return received;
+}
+
+int ServeUntilTerminated(absl::string_view name, const ServerOptions& options, int metrics_port,
+                         const std::vector<grpc::Service*>& services, absl::string_view detail) {
+  if (metrics_port >= 0) {
+    auto port = StartMetricsExposer(metrics_port);
+    if (!port.ok()) {
+      CASCADE_LOG(ERROR) << port.status().message();
+      return 1;
+    }
+    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
+  }
+  auto server = GrpcServer::Start(options, services);
+  if (!server.ok()) {
+    CASCADE_LOG(ERROR) << server.status().message();
+    return 1;
+  }
+  CASCADE_LOG(INFO) << name << " listening on port " << (*server)->port() << detail;
+  WaitForTerminationSignal();
+  (*server)->Shutdown();
+  CASCADE_LOG(INFO) << name << " stopped";
+  return 0;
 }
 
 }  // namespace cascade

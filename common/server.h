@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace cascade {
@@ -67,6 +68,17 @@ void BlockTerminationSignals();
 
 // Waits for SIGTERM or SIGINT and returns its number.
 int WaitForTerminationSignal();
+
+// The tail of every `<name> serve` command:
+//   1. starts the /metrics exposer on `metrics_port` (negative: none);
+//   2. starts the gRPC server with `services` and logs
+//      "<name> listening on port N<detail>" (tests and scripts read it);
+//   3. waits for SIGTERM/SIGINT, then drains (GrpcServer::Shutdown).
+// Returns the process exit code (0, or 1 when a start failed). The caller
+// blocked the termination signals first (BlockTerminationSignals).
+int ServeUntilTerminated(absl::string_view name, const ServerOptions& options, int metrics_port,
+                         const std::vector<grpc::Service*>& services,
+                         absl::string_view detail = "");
 
 }  // namespace cascade
 

@@ -190,27 +190,9 @@ int Serve(int argc, char** argv) {
     return kExitFailure;
   }
   RewardModelServiceImpl service(core->get(), {.max_concurrent_requests = max_requests});
-  if (metrics_port >= 0) {
-    auto port = StartMetricsExposer(metrics_port);
-    if (!port.ok()) {
-      CASCADE_LOG(ERROR) << port.status().message();
-      return kExitFailure;
-    }
-    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
-  }
-  auto server = GrpcServer::Start({.address = address}, {&service});
-  if (!server.ok()) {
-    CASCADE_LOG(ERROR) << server.status().message();
-    return kExitFailure;
-  }
-  // Tests and scripts read the port from this line.
-  CASCADE_LOG(INFO) << "reward_model listening on port " << (*server)->port()
-                    << (model_dir.empty() ? "" : " with a reward model")
-                    << (judge_dir.empty() ? "" : " with a judge");
-  WaitForTerminationSignal();
-  (*server)->Shutdown();
-  CASCADE_LOG(INFO) << "reward_model stopped";
-  return kExitOk;
+  return ServeUntilTerminated("reward_model", {.address = address}, metrics_port, {&service},
+                              std::string(model_dir.empty() ? "" : " with a reward model") +
+                                  (judge_dir.empty() ? "" : " with a judge"));
 }
 
 }  // namespace

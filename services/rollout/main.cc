@@ -13,6 +13,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "absl/strings/str_cat.h"
 #include "common/metrics.h"
 #include "common/server.h"
 #include "model/cli.h"
@@ -139,27 +140,8 @@ int Serve(int argc, char** argv) {
     };
   }
   RolloutServiceImpl service(&core, service_options);
-
-  if (metrics_port >= 0) {
-    auto port = StartMetricsExposer(metrics_port);
-    if (!port.ok()) {
-      CASCADE_LOG(ERROR) << port.status().message();
-      return kExitFailure;
-    }
-    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
-  }
-  auto server = GrpcServer::Start({.address = address}, {&service});
-  if (!server.ok()) {
-    CASCADE_LOG(ERROR) << server.status().message();
-    return kExitFailure;
-  }
-  // Tests and scripts read the port from this line.
-  CASCADE_LOG(INFO) << "rollout listening on port " << (*server)->port() << " serving version "
-                    << version;
-  WaitForTerminationSignal();
-  (*server)->Shutdown();
-  CASCADE_LOG(INFO) << "rollout stopped";
-  return kExitOk;
+  return ServeUntilTerminated("rollout", {.address = address}, metrics_port, {&service},
+                              absl::StrCat(" serving version ", version));
 }
 
 }  // namespace

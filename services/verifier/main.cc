@@ -152,27 +152,8 @@ int Serve(int argc, char** argv) {
   ApplyItemTimeoutFlag(item_timeout_s, options);
   VerifierCore core(std::move(*backends), options);
   VerifierServiceImpl service(&core, {.max_concurrent_requests = max_requests});
-
-  if (metrics_port >= 0) {
-    auto port = StartMetricsExposer(metrics_port);
-    if (!port.ok()) {
-      CASCADE_LOG(ERROR) << port.status().message();
-      return kExitFailure;
-    }
-    CASCADE_LOG(INFO) << "metrics on :" << *port << "/metrics";
-  }
-  auto server = GrpcServer::Start({.address = address}, {&service});
-  if (!server.ok()) {
-    CASCADE_LOG(ERROR) << server.status().message();
-    return kExitFailure;
-  }
-  // Tests and scripts read the port from this line.
-  CASCADE_LOG(INFO) << "verifier listening on port " << (*server)->port() << " with backends "
-                    << absl::StrJoin(names, ",");
-  WaitForTerminationSignal();
-  (*server)->Shutdown();
-  CASCADE_LOG(INFO) << "verifier stopped";
-  return kExitOk;
+  return ServeUntilTerminated("verifier", {.address = address}, metrics_port, {&service},
+                              " with backends " + absl::StrJoin(names, ","));
 }
 
 }  // namespace

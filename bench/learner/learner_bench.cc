@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/model/bench_config.h"
 #include "common/json_util.h"
 #include "model/runtime.h"
 #include "services/learner/learner_core.h"
@@ -26,24 +27,6 @@ namespace cascade::learner {
 namespace {
 
 namespace fs = std::filesystem;
-
-model::ModelConfig BenchConfig() {
-  model::ModelConfig c;
-  c.arch = model::Arch::kQwen3;
-  c.vocab_size = 32000;
-  c.hidden_size = 384;
-  c.intermediate_size = 1024;
-  c.num_hidden_layers = 6;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.rope_theta = 1000000.0;
-  c.max_position_embeddings = 16384;
-  c.eos_token_ids = {0};
-  return c;
-}
 
 double Seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
@@ -74,7 +57,7 @@ int Run(int argc, char** argv) {
   const fs::path root = fs::temp_directory_path() / ("learner_bench_" + std::to_string(getpid()));
   fs::create_directories(root);
   const std::string dir = (root / "model").string();
-  auto model = model::Model::CreateRandom(BenchConfig(), /*seed=*/7);
+  auto model = model::Model::CreateRandom(model::BenchModelConfig(), /*seed=*/7);
   if (!model.ok() || !(*model)->Save(dir).ok()) {
     std::cerr << "learner_bench: cannot create the model\n";
     return 1;

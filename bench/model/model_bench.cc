@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_config.h"
 #include "model/json.h"
 #include "model/runtime.h"
 #include "model/transformer.h"
@@ -47,25 +48,6 @@ struct Args {
   std::string model_dir;
   int64_t chunk = 0;
 };
-
-ModelConfig BenchConfig() {
-  // ~21.8M parameters: a Qwen3-shaped model with a 32K vocabulary.
-  ModelConfig c;
-  c.arch = Arch::kQwen3;
-  c.vocab_size = 32000;
-  c.hidden_size = 384;
-  c.intermediate_size = 1024;
-  c.num_hidden_layers = 6;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.rope_theta = 1000000.0;
-  c.max_position_embeddings = 16384;
-  c.eos_token_ids = {0};
-  return c;
-}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -173,7 +155,7 @@ int Main(int argc, char** argv) {
   RuntimeOptions ro;
   ro.device = args.device;
   ro.num_threads = args.threads;
-  ModelConfig config = BenchConfig();
+  ModelConfig config = BenchModelConfig();
   auto model_or = Model::CreateRandom(config, /*seed=*/1, ro);
   if (!model_or.ok()) {
     std::cerr << model_or.status().message() << "\n";

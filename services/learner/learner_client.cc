@@ -45,6 +45,18 @@ absl::StatusOr<int64_t> LearnerClient::LoadCheckpoint(const std::string& directo
   return response.step();
 }
 
+absl::StatusOr<int> LearnerClient::RegisterRollout(const std::string& address,
+                                                   absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetCallTimeout(context, timeout);
+  cascade::v1::RegisterRolloutRequest request;
+  request.set_address(address);
+  cascade::v1::RegisterRolloutResponse response;
+  absl::Status status = FromGrpcStatus(stub_->RegisterRollout(&context, request, &response));
+  if (!status.ok()) return status;
+  return response.replicas();
+}
+
 absl::StatusOr<cascade::v1::PublishWeightsResponse> LearnerClient::PublishWeights(
     const std::string& transport, absl::Duration timeout) {
   grpc::ClientContext context;

@@ -33,6 +33,10 @@ class LearnerClient {
   // Returns the step restored.
   absl::StatusOr<int64_t> LoadCheckpoint(const std::string& directory,
                                          absl::Duration timeout = kDefaultTrainStepTimeout);
+  // Adds a rollout replica that receives every published version; returns
+  // how many are registered.
+  absl::StatusOr<int> RegisterRollout(const std::string& address,
+                                      absl::Duration timeout = kDefaultCallTimeout);
   absl::StatusOr<cascade::v1::PublishWeightsResponse> PublishWeights(
       const std::string& transport = "grpc", absl::Duration timeout = kDefaultTrainStepTimeout);
 

@@ -71,7 +71,10 @@ int64_t SampleToken(const float* logits, int64_t vocab, const SamplingParams& p,
     cand.resize(keep);
     total = 0;
     for (int32_t i : cand) total += w[i];
-  } else {
+  } else if (p.top_k > 0 && p.top_k < vocab) {
+    // nth_element left the top-k in no defined order; fix one. Without top-k
+    // the candidates are already in id order, which is just as deterministic
+    // and saves sorting the whole vocabulary for every token.
     std::sort(cand.begin(), cand.end(), by_logit);
   }
   double u = Uniform(rng) * total;

@@ -717,6 +717,7 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     Progress p = progress();
     p.stage_index = stage_index;
     p.stage_name = sc.name;
+    p.stage_kind = std::string(StageKindName(sc.kind));
     p.step = step;
     p.total_steps = stage.total_steps;
     p.activity = "step";
@@ -757,6 +758,9 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     step_seconds_total_ += Seconds(start);
     ++steps_timed_;
 
+    CASCADE_LOG(INFO) << "stage " << sc.name << " step " << step + 1 << "/" << stage.total_steps
+                      << " done: version " << version_ << absl::StrFormat(
+                             " reward %.3f loss %.4f %.2fs", record.reward_mean, record.loss, record.total_s);
     p.step = step + 1;
     p.has_last_step = true;
     p.last_step = record;

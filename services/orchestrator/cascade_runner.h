@@ -67,6 +67,8 @@ struct RunnerServices {
 struct Progress {
   int stage_index = 0;
   std::string stage_name;
+  // "sft" or "grpo".
+  std::string stage_kind;
   int64_t step = 0;         // steps of the stage done
   int64_t total_steps = 0;  // of the stage
   bool has_last_step = false;

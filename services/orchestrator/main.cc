@@ -70,11 +70,15 @@ std::string ProgressLine(const Progress& p, size_t stages) {
                                      p.stage_name, p.step, p.total_steps);
   if (p.has_last_step) {
     const StepRecord& s = p.last_step;
-    absl::StrAppendFormat(&line, " reward %.3f±%.3f filtered %.0f%% len %.1f trunc %.0f%% loss %.4f",
-                          s.reward_mean, s.reward_std, 100 * s.filtered_fraction, s.response_tokens_mean,
-                          100 * s.truncation_rate, s.loss);
-    absl::StrAppendFormat(&line, " | gen %.1fs verify %.1fs train %.1fs sync %.1fs", s.generate_s, s.verify_s,
-                          s.train_s, s.sync_s);
+    if (p.stage_kind == "sft") {
+      absl::StrAppendFormat(&line, " loss %.4f len %.1f | train %.1fs", s.loss, s.response_tokens_mean, s.train_s);
+    } else {
+      absl::StrAppendFormat(&line, " reward %.3f±%.3f filtered %.0f%% len %.1f trunc %.0f%% loss %.4f",
+                            s.reward_mean, s.reward_std, 100 * s.filtered_fraction, s.response_tokens_mean,
+                            100 * s.truncation_rate, s.loss);
+      absl::StrAppendFormat(&line, " | gen %.1fs verify %.1fs train %.1fs sync %.1fs", s.generate_s,
+                            s.verify_s, s.train_s, s.sync_s);
+    }
   }
   absl::StrAppend(&line, " | ETA ", FormatDurationShort(p.eta_s));
   return line;

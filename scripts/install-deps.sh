@@ -34,6 +34,8 @@ PACKAGES=(
   libssl-dev
   # torch core (model runtime, learner, rollout)
   libtorch-dev libgloo-dev libopenblas0-serial
+  # deployment checks (scripts/check-deploy.sh): promtool, manifest and schema checks, /metrics scrapes
+  prometheus python3-yaml python3-jsonschema curl
 )
 
 # npm (tokenizer oracle, helm/kubectl packages) is taken from the machine when

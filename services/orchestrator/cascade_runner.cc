@@ -127,6 +127,33 @@ struct CascadeRunner::Metrics {
   }
 };
 
+std::string FormatDurationShort(double seconds) {
+  if (seconds < 0) seconds = 0;
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
+
+std::string FormatProgressLine(const Progress& p, size_t stages) {
+  std::string line = absl::StrFormat("[stage %d/%d %s] step %d/%d", p.stage_index + 1, stages,
+                                     p.stage_name, p.step, p.total_steps);
+  if (p.has_last_step) {
+    const StepRecord& s = p.last_step;
+    if (p.stage_kind == "sft") {
+      absl::StrAppendFormat(&line, " loss %.4f len %.1f | train %.1fs", s.loss, s.response_tokens_mean, s.train_s);
+    } else {
+      absl::StrAppendFormat(&line, " reward %.3f±%.3f filtered %.0f%% len %.1f trunc %.0f%% loss %.4f",
+                            s.reward_mean, s.reward_std, 100 * s.filtered_fraction, s.response_tokens_mean,
+                            100 * s.truncation_rate, s.loss);
+      absl::StrAppendFormat(&line, " | gen %.1fs verify %.1fs train %.1fs sync %.1fs", s.generate_s,
+                            s.verify_s, s.train_s, s.sync_s);
+    }
+  }
+  absl::StrAppend(&line, " | ETA ", FormatDurationShort(p.eta_s));
+  return line;
+}
+
 CascadeRunner::CascadeRunner(CascadeConfig config, std::string job_id, JobStore* store,
                              RunnerServices services, const tokenizer::Tokenizer* tokenizer)
     : config_(std::move(config)),
@@ -758,9 +785,6 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     step_seconds_total_ += Seconds(start);
     ++steps_timed_;
 
-    CASCADE_LOG(INFO) << "stage " << sc.name << " step " << step + 1 << "/" << stage.total_steps
-                      << " done: version " << version_ << absl::StrFormat(
-                             " reward %.3f loss %.4f %.2fs", record.reward_mean, record.loss, record.total_s);
     p.step = step + 1;
     p.has_last_step = true;
     p.last_step = record;
@@ -768,6 +792,7 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     for (size_t k = stage_index + 1; k < stages_.size(); ++k) remaining += stages_[k]->total_steps;
     p.eta_s = remaining * step_seconds_total_ / static_cast<double>(steps_timed_);
     p.activity = "step done";
+    CASCADE_LOG(INFO) << FormatProgressLine(p, stages_.size());
     Publish(p);
   }
   stage_record.end_version = version_;

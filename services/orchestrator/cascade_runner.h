@@ -79,6 +79,12 @@ struct Progress {
   std::string activity;
 };
 
+// "[stage 2/6 rlhf] step 3/8 reward 0.412±0.300 filtered 25% ... | ETA 1m10s":
+// one line per step, logged by the walker.
+std::string FormatProgressLine(const Progress& progress, size_t stages);
+// "1m10s", "2h05m", "9s".
+std::string FormatDurationShort(double seconds);
+
 class CascadeRunner {
  public:
   // `tokenizer`: the policy's (chat template and stop tokens).

@@ -57,33 +57,6 @@ constexpr char kTopUsage[] =
     "  report JOB      write a job's HTML report\n\n"
     "Run 'orchestrator <command> --help' for its flags.\n";
 
-std::string FormatDurationShort(double seconds) {
-  if (seconds < 0) seconds = 0;
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
-  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
-  return absl::StrFormat("%ds", s);
-}
-
-std::string ProgressLine(const Progress& p, size_t stages) {
-  std::string line = absl::StrFormat("[stage %d/%d %s] step %d/%d", p.stage_index + 1, stages,
-                                     p.stage_name, p.step, p.total_steps);
-  if (p.has_last_step) {
-    const StepRecord& s = p.last_step;
-    if (p.stage_kind == "sft") {
-      absl::StrAppendFormat(&line, " loss %.4f len %.1f | train %.1fs", s.loss, s.response_tokens_mean, s.train_s);
-    } else {
-      absl::StrAppendFormat(&line, " reward %.3f±%.3f filtered %.0f%% len %.1f trunc %.0f%% loss %.4f",
-                            s.reward_mean, s.reward_std, 100 * s.filtered_fraction, s.response_tokens_mean,
-                            100 * s.truncation_rate, s.loss);
-      absl::StrAppendFormat(&line, " | gen %.1fs verify %.1fs train %.1fs sync %.1fs", s.generate_s,
-                            s.verify_s, s.train_s, s.sync_s);
-    }
-  }
-  absl::StrAppend(&line, " | ETA ", FormatDurationShort(p.eta_s));
-  return line;
-}
-
 absl::StatusOr<std::unique_ptr<JobStore>> OpenStore(const std::string& path) {
   std::error_code error;
   const fs::path parent = fs::path(path).parent_path();
@@ -97,7 +70,10 @@ int Fail(const absl::Status& status) {
 }
 
 // Runs or resumes `job_id` here, printing a progress line per step.
-int Execute(JobStore* store, const std::string& job_id, const std::string& store_path, int metrics_port) {
+// `dump_metrics`, when set, receives the /metrics text at the end (for
+// checks that every metric the dashboards use exists after a real run).
+int Execute(JobStore* store, const std::string& job_id, const std::string& store_path, int metrics_port,
+            const std::string& dump_metrics) {
   if (metrics_port >= 0) {
     auto port = StartMetricsExposer(metrics_port);
     if (!port.ok()) return Fail(port.status());
@@ -105,17 +81,18 @@ int Execute(JobStore* store, const std::string& job_id, const std::string& store
   }
   auto job = store->GetJob(job_id);
   if (!job.ok()) return Fail(job.status());
-  size_t stages = 0;
-  if (auto config = ParseJson(job->config_text, job->source); config.ok() && config->contains("stages")) {
-    stages = (*config)["stages"].size();
-  }
   std::cout << "job " << job_id << " (store " << store_path << "); if interrupted: orchestrator resume "
             << job_id << " --store " << store_path << std::endl;
   JobExecution execution(store, job_id);
-  absl::Status status = execution.Run([&](const Progress& p) {
-    if (p.activity == "step done") std::cout << ProgressLine(p, stages) << std::endl;
-  });
+  // The walker logs a progress line per step (stage, step, reward, filtered
+  // fraction, step-time breakdown, ETA) on stderr.
+  absl::Status status = execution.Run();
   std::cout << "report: " << (fs::path(job->output_dir) / "report.html").string() << std::endl;
+  if (!dump_metrics.empty()) {
+    std::ofstream out(dump_metrics, std::ios::binary | std::ios::trunc);
+    out << RenderMetricsText();
+    if (!out) return Fail(absl::InternalError(absl::StrCat(dump_metrics, ": cannot write the metrics")));
+  }
   if (!status.ok()) return Fail(status);
   std::cout << "job " << job_id << " succeeded" << std::endl;
   return kExitOk;
@@ -138,13 +115,14 @@ int Validate(int argc, char** argv) {
 }
 
 int Run(int argc, char** argv) {
-  std::string store_path;
+  std::string store_path, dump_metrics;
   int metrics_port = -1;
   FlagSet flags("orchestrator run FILE",
                 "Runs a cascade in this process; services without an address in the file run\n"
                 "embedded on loopback. Writes output_dir/ (checkpoints, report.html).");
   flags.AddString("store", &store_path, "job store (SQLite; default: output_dir/jobs.db)");
   flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
+  flags.AddString("dump_metrics", &dump_metrics, "write the /metrics text to this file at the end");
   auto positional = flags.Parse(argc, argv, 2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   if (positional->size() != 1) return flags.ExitForParseError(absl::InvalidArgumentError("expected one FILE"));
@@ -164,7 +142,7 @@ int Run(int argc, char** argv) {
   job.output_dir = config->output_dir;
   auto id = (*store)->CreateJob(job);
   if (!id.ok()) return Fail(id.status());
-  return Execute(store->get(), *id, store_path, metrics_port);
+  return Execute(store->get(), *id, store_path, metrics_port, dump_metrics);
 }
 
 // A stub for --server commands.
@@ -193,14 +171,17 @@ void PrintStatus(const cascade::v1::JobStatus& s) {
 
 // status, watch, cancel, list, resume, report: against a store or a server.
 int JobCommand(const std::string& command, int argc, char** argv) {
-  std::string store_path, server, output;
+  std::string store_path, server, output, dump_metrics;
   int metrics_port = -1;
   FlagSet flags("orchestrator " + command + (command == "list" ? "" : " JOB"),
                 "See 'orchestrator --help'.");
   flags.AddString("store", &store_path, "job store (SQLite) to use directly");
   flags.AddString("server", &server, "orchestrator server host:port");
   if (command == "report") flags.AddString("output", &output, "HTML file (default: output_dir/report.html)");
-  if (command == "resume") flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
+  if (command == "resume") {
+    flags.AddInt("metrics_port", &metrics_port, "Prometheus /metrics port (-1 = off, 0 = any)");
+    flags.AddString("dump_metrics", &dump_metrics, "write the /metrics text to this file at the end");
+  }
   auto positional = flags.Parse(argc, argv, 2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   const size_t want = command == "list" ? 0 : 1;
@@ -259,7 +240,7 @@ int JobCommand(const std::string& command, int argc, char** argv) {
     if (job->state == JobState::kSucceeded) {
       return Fail(absl::FailedPreconditionError(absl::StrCat("job ", job_id, " already succeeded")));
     }
-    return Execute(store->get(), job_id, store_path, metrics_port);
+    return Execute(store->get(), job_id, store_path, metrics_port, dump_metrics);
   }
   if (command == "report") {
     auto job = (*store)->GetJob(job_id);

@@ -144,7 +144,7 @@ TEST_CASE("a cascade killed mid-stage resumes to the same final weights as an un
   {
     testing::Subprocess orchestrator({kOrchestrator, "run", killed});
     // Mid-stage: after the second of the math stage's four steps.
-    REQUIRE(orchestrator.WaitForStderr("stage math step 2/4 done", absl::Minutes(3)).has_value());
+    REQUIRE(orchestrator.WaitForStderr("[stage 2/2 math] step 2/4 ", absl::Minutes(3)).has_value());
     orchestrator.Signal(SIGKILL);
     REQUIRE(orchestrator.Wait(absl::Seconds(30)).has_value());
   }
@@ -187,7 +187,7 @@ TEST_CASE("a verifier replica killed during a run: its share of every later step
   services["unavailable_timeout_s"] = 30;
   const std::string path = WriteCascade("failover", services);
   testing::Subprocess orchestrator({kOrchestrator, "run", path});
-  REQUIRE(orchestrator.WaitForStderr("stage math step 1/4 done", absl::Minutes(3)).has_value());
+  REQUIRE(orchestrator.WaitForStderr("[stage 2/2 math] step 1/4 ", absl::Minutes(3)).has_value());
   a.Signal(SIGKILL);
   const auto exit_code = orchestrator.Wait(absl::Minutes(3));
   INFO(orchestrator.Stderr());

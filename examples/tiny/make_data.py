@@ -198,10 +198,15 @@ MATH_WORDINGS = ["What is {e}? Put the answer in \\boxed{{}}.",
                  "Calculate {e} and put the answer in \\boxed{{}}."]
 
 
+# Operands 0..6: 77 facts, few enough for a 10M-parameter model to learn from
+# the SFT warm-up (with 0..9 it stayed near chance).
+MATH_OPERANDS = range(7)
+
+
 def math_problems():
     problems = []
-    for a in range(10):
-        for b in range(10):
+    for a in MATH_OPERANDS:
+        for b in MATH_OPERANDS:
             problems.append((a, "+", b, a + b))
             if a >= b:
                 problems.append((a, "-", b, a - b))

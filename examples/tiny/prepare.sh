@@ -16,7 +16,7 @@ if [[ ! -f "$work/data/sft/train.jsonl" ]]; then
   /usr/bin/python3 "$here/make_data.py" --out "$work/data"
 fi
 if [[ ! -f "$work/base/config.json" ]]; then
-  "$bin/learner" init --arch qwen3 --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 192 \
+  "$bin/learner" init --arch qwen3 --hidden 64 --layers 4 --heads 4 --kv-heads 2 --intermediate 256 \
     --tie-embeddings --vocab-from "$tokenizers/qwen3" --seed 1 --max-position 1024 --out "$work/base"
 fi
 if [[ ! -f "$work/rm/config.json" ]]; then

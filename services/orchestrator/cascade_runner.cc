@@ -266,10 +266,10 @@ absl::Status CascadeRunner::EnsurePublished(double* seconds) {
 }
 
 absl::StatusOr<std::vector<std::vector<cascade::v1::Response>>> CascadeRunner::Generate(
-    const Stage& stage, const std::vector<const Example*>& examples, int group_size,
-    double temperature, int64_t max_new_tokens, uint64_t seed, bool split_thinking) {
+    const Stage& stage, const std::vector<std::vector<int32_t>>& prompts, int group_size,
+    double temperature, int64_t max_new_tokens, uint64_t seed) {
   const StageConfig& sc = *stage.config;
-  const size_t n = examples.size();
+  const size_t n = prompts.size();
   std::vector<std::vector<cascade::v1::Response>> out(n);
   if (n == 0) return out;
   // Prompts are split across replicas; each shard keeps the request's seed
@@ -289,11 +289,9 @@ absl::StatusOr<std::vector<std::vector<cascade::v1::Response>>> CascadeRunner::G
     sampling->set_seed(MixSeed({seed, shard}));
     std::vector<size_t> positions;
     for (size_t i = shard; i < n; i += shards) {
-      const bool think = sc.thinking == ThinkingMode::kThink ||
-                         (split_thinking && sc.thinking == ThinkingMode::kBoth && i % 2 == 0);
       auto* prompt = request.add_prompts();
       prompt->set_prompt_id(std::to_string(i));
-      for (int32_t id : PromptIds(*examples[i], think)) prompt->add_token_ids(id);
+      prompt->mutable_token_ids()->Add(prompts[i].begin(), prompts[i].end());
       positions.push_back(i);
     }
     auto responses = services_.rollout->Call(shard, [&](rollout::RolloutClientInterface& client) {
@@ -427,19 +425,32 @@ absl::Status CascadeRunner::Evaluate(int after_stage_index, int64_t at_step) {
     std::vector<const Example*> examples;
     for (const Example& e : stage->eval) examples.push_back(&e);
     const int64_t max_tokens = sc.LimitsAt(stage->total_steps - 1).max_response_tokens;
-    ASSIGN_OR_RETURN(auto responses, Generate(*stage, examples, /*group_size=*/1, sc.eval_temperature,
-                                              max_tokens, MixSeed({config_.seed, 0xE7A1ULL}),
-                                              /*split_thinking=*/false));
+    // Evaluation asks in the stage's mode; "both" evaluates without thinking.
+    std::vector<std::vector<int32_t>> prompts;
+    for (const Example* e : examples) prompts.push_back(PromptIds(*e, sc.thinking == ThinkingMode::kThink));
+    ASSIGN_OR_RETURN(auto responses, Generate(*stage, prompts, /*group_size=*/1, sc.eval_temperature,
+                                              max_tokens, MixSeed({config_.seed, 0xE7A1ULL})));
     ASSIGN_OR_RETURN(auto rewards, Score(*stage, examples, responses, /*for_eval=*/true));
+    // Evaluation scores every response as it is, cut or not: the training
+    // policy for overlong responses is a training choice, and forcing 0 would
+    // flatter domains whose rewards go below it (swe: -1 when unparseable).
     double sum = 0.0;
     int64_t count = 0;
-    for (size_t i = 0; i < rewards.size(); ++i) {
-      for (size_t j = 0; j < rewards[i].size(); ++j) {
-        // An eval response cut at the limit scores 0, whatever the policy.
-        const bool overlong = responses[i][j].finish_reason() == cascade::v1::FINISH_REASON_LENGTH;
-        sum += overlong && sc.reward.type != RewardType::kRewardModel ? 0.0 : rewards[i][j];
+    for (const std::vector<double>& group : rewards) {
+      for (double reward : group) {
+        sum += reward;
         ++count;
       }
+    }
+    // Two samples per domain in the job's events: what the policy says, not
+    // only how it scores.
+    for (size_t i = 0; i < std::min<size_t>(2, examples.size()); ++i) {
+      RETURN_IF_ERROR(store_->AddEvent(
+          job_id_, "info",
+          absl::StrFormat("eval sample after %s step %d, %s: %s -> %s (reward %.3f)",
+                          config_.stages[after_stage_index].name, at_step, sc.domain,
+                          examples[i]->messages.back().content, AnswerText(responses[i][0]),
+                          rewards[i][0])));
     }
     EvalRecord record;
     record.after_stage_index = after_stage_index;
@@ -599,14 +610,11 @@ absl::Status CascadeRunner::GrpoStep(int stage_index, int64_t step, StepRecord* 
     SetActivity("generate");
     const absl::Time generate_start = absl::Now();
     ASSIGN_OR_RETURN(auto responses,
-                     Generate(stage, examples, static_cast<int>(sc.group_size), sc.temperature,
+                     Generate(stage, prompt_ids, static_cast<int>(sc.group_size), sc.temperature,
                               limits.max_response_tokens,
                               MixSeed({config_.seed, static_cast<uint64_t>(stage_index),
-                                       static_cast<uint64_t>(step), static_cast<uint64_t>(round)}),
-                              /*split_thinking=*/true));
+                                       static_cast<uint64_t>(step), static_cast<uint64_t>(round)})));
     record->generate_s += Seconds(generate_start);
-    // Generate decides the mode from the position among `examples`; the ids
-    // above used the position among the kept prompts too, so they agree.
     SetActivity("verify");
     const absl::Time verify_start = absl::Now();
     ASSIGN_OR_RETURN(auto rewards, Score(stage, examples, responses, /*for_eval=*/false));
@@ -750,7 +758,9 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     p.activity = "step";
     Publish(p);
 
-    const absl::Time start = absl::Now();
+    // The previous step's bookkeeping (its row, checkpoint pruning, metrics)
+    // happened after its time was taken: it counts as this step's "other".
+    const absl::Time start = absl::Now() - absl::Seconds(bookkeeping_s_);
     StepRecord record;
     record.stage_index = stage_index;
     record.step = step;
@@ -779,9 +789,11 @@ absl::Status CascadeRunner::RunStage(int stage_index, int64_t first_step) {
     // breakdown covers the step itself.
     record.total_s = Seconds(start) - record.extra.value("eval_s", 0.0) - record.extra.value("checkpoint_s", 0.0);
     record.created_at = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+    const absl::Time bookkeeping_start = absl::Now();
     RETURN_IF_ERROR(store_->RecordStep(job_id_, record, checkpoint));
     if (checkpoint.has_value()) RETURN_IF_ERROR(PruneCheckpoints());
     metrics_->Observe(sc.name, record);
+    bookkeeping_s_ = Seconds(bookkeeping_start);
     step_seconds_total_ += Seconds(start);
     ++steps_timed_;
 

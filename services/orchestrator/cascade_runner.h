@@ -116,10 +116,11 @@ class CascadeRunner {
   absl::Status SftStep(int stage_index, int64_t step, StepRecord* record);
   // Publishes the learner's version to every rollout replica unless done.
   absl::Status EnsurePublished(double* seconds);
-  // Generates G responses for each of `examples` of `stage`.
+  // Generates G responses for each rendered prompt, split across the
+  // rollout replicas.
   absl::StatusOr<std::vector<std::vector<cascade::v1::Response>>> Generate(
-      const Stage& stage, const std::vector<const Example*>& examples, int group_size,
-      double temperature, int64_t max_new_tokens, uint64_t seed, bool split_thinking);
+      const Stage& stage, const std::vector<std::vector<int32_t>>& prompts, int group_size,
+      double temperature, int64_t max_new_tokens, uint64_t seed);
   // Rewards for responses[i][j] of prompt examples[i] under `stage`'s reward.
   absl::StatusOr<std::vector<std::vector<double>>> Score(
       const Stage& stage, const std::vector<const Example*>& examples,
@@ -155,6 +156,8 @@ class CascadeRunner {
   // Learner version and the version every rollout replica acknowledged.
   int64_t version_ = 0;
   int64_t published_version_ = -1;
+  // Time spent recording the previous step, charged to the next one.
+  double bookkeeping_s_ = 0.0;
   // Mean seconds per step so far (ETA).
   double step_seconds_total_ = 0.0;
   int64_t steps_timed_ = 0;

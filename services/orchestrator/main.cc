@@ -31,6 +31,7 @@
 #include "common/metrics.h"
 #include "common/server.h"
 #include "services/orchestrator/cascade_config.h"
+#include "services/orchestrator/dataset.h"
 #include "services/orchestrator/job_execution.h"
 #include "services/orchestrator/job_store.h"
 #include "services/orchestrator/orchestrator_service.h"
@@ -105,6 +106,15 @@ int Validate(int argc, char** argv) {
   if (positional->size() != 1) return flags.ExitForParseError(absl::InvalidArgumentError("expected one FILE"));
   auto config = LoadCascadeConfig((*positional)[0]);
   if (!config.ok()) return Fail(config.status());
+  // Every row of every dataset too: a bad row fails here, not hours in.
+  for (const StageConfig& stage : config->stages) {
+    std::vector<const DatasetSpec*> specs = {&stage.train};
+    if (stage.eval.has_value() && stage.kind == StageKind::kGrpo) specs.push_back(&*stage.eval);
+    for (const DatasetSpec* spec : specs) {
+      auto rows = LoadDataset(*spec, stage.kind, stage.reward.type, stage.system_prompt);
+      if (!rows.ok()) return Fail(rows.status());
+    }
+  }
   std::cout << (*positional)[0] << ": ok (" << config->stages.size() << " stages:";
   for (const StageConfig& stage : config->stages) {
     std::cout << " " << stage.name << "/" << StageKindName(stage.kind);

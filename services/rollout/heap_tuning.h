@@ -25,8 +25,12 @@ namespace cascade::rollout {
 inline void KeepLargeAllocationsInHeap() {
   // Large blocks come from the heap (reusable) rather than fresh mmaps...
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  // ...and freeing them does not shrink the heap back to the kernel.
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // ...and freeing them never shrinks the heap back to the kernel (-1:
+  // glibc never trims). A finite threshold is not enough: a learner step on
+  // a large vocabulary frees more than 1 GiB of logits at once, the heap was
+  // trimmed after every step and the next step faulted it all in again
+  // (~100k faults/s, a third of the CPU, on the tiny cascade).
+  mallopt(M_TRIM_THRESHOLD, -1);
   // One arena: the gRPC and weight-apply threads reuse the memory the
   // previous update freed instead of faulting in their own.
   mallopt(M_ARENA_MAX, 1);

@@ -18,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/json_util.h"
 #include "services/orchestrator/job_store.h"
 #include "tests/util/subprocess.h"
@@ -245,6 +247,35 @@ TEST_CASE("a server runs submitted jobs; status, watch and list follow them over
   CHECK(status.out.find(job + " succeeded stage 1 (math) step 4/4") != std::string::npos);
   auto list = testing::RunCommand({kOrchestrator, "list", "--server", address});
   CHECK(list.out.find(job) != std::string::npos);
+  // Cancel stops a running job at a step boundary; resume finishes it.
+  doc["output_dir"] = (Workspace() / "served-cancelled").string();
+  WriteFile(Workspace() / "served2.json", doc.dump());
+  auto second = testing::RunCommand(
+      {kOrchestrator, "submit", (Workspace() / "served2.json").string(), "--server", address});
+  REQUIRE(second.exit_code == 0);
+  const std::string job2 = std::string(absl::StripAsciiWhitespace(second.out));
+  REQUIRE(server.WaitForStderr("[stage 1/2 warmup] step 2/3 ", absl::Minutes(3)).has_value());
+  auto cancel = testing::RunCommand({kOrchestrator, "cancel", job2, "--server", address});
+  CHECK(cancel.exit_code == 0);
+  std::string state;
+  for (int i = 0; i < 120 && state.find(" cancelled ") == std::string::npos; ++i) {
+    absl::SleepFor(absl::Milliseconds(500));
+    state = testing::RunCommand({kOrchestrator, "status", job2, "--server", address}).out;
+  }
+  INFO(state);
+  REQUIRE(state.find(job2 + " cancelled") != std::string::npos);
+  auto resume = testing::RunCommand({kOrchestrator, "resume", job2, "--server", address});
+  CHECK(resume.exit_code == 0);
+  auto finished = testing::RunCommand({kOrchestrator, "watch", job2, "--server", address}, "", absl::Minutes(5));
+  INFO(finished.out << finished.err);
+  CHECK(finished.exit_code == 0);
+  {
+    auto opened = JobStore::Open(store);
+    REQUIRE(opened.ok());
+    auto steps = (*opened)->Steps(job2);
+    REQUIRE(steps.ok());
+    CHECK(steps->size() == 7);
+  }
   // A bad document is refused at submission with its JSON path.
   WriteFile(Workspace() / "bad.json", R"({"model": "x", "output_dir": "y", "services": {"embedded": true},
                                           "stages": [{"name": "s", "kind": "grpo", "steps": 1}]})");
@@ -270,8 +301,15 @@ TEST_CASE("the CLI keeps the exit-code contract and names the JSON path of a bad
   auto ok = testing::RunCommand({kOrchestrator, "validate", WriteCascade("valid", Embedded())});
   INFO(ok.err);
   CHECK(ok.exit_code == 0);
-  // The shipped example validates once its inputs exist; its schema errors
-  // would be caught here.
+  // validate reads every dataset row: a bad row is named by file and line.
+  WriteFile(Workspace() / "data/bad-math.jsonl",
+            "{\"question\": \"1+1?\", \"answer\": {\"value\": \"2\"}}\n{\"question\": 7}\n");
+  Json bad_rows = Json::parse(CascadeJson("out", Embedded()));
+  bad_rows["stages"][1]["datasets"]["train"]["path"] = "data/bad-math.jsonl";
+  WriteFile(Workspace() / "bad-rows.json", bad_rows.dump());
+  auto rows = testing::RunCommand({kOrchestrator, "validate", (Workspace() / "bad-rows.json").string()});
+  CHECK(rows.exit_code == 1);
+  CHECK(rows.err.find("bad-math.jsonl: line 2: question: expected a non-empty string") != std::string::npos);
   auto missing = testing::RunCommand({kOrchestrator, "status", "job-nope", "--store",
                                       (Workspace() / "nope.db").string()});
   CHECK(missing.exit_code == 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the main job: the tiny embedded
-# cascade (examples/tiny/). A 9.8M-parameter Qwen3-shaped model gets an SFT
+# cascade (examples/tiny/). A 10M-parameter Qwen3-shaped model gets an SFT
 # warm-up, then GRPO stage by stage — RLHF, IF-RL, math, code, SWE — with
 # every service embedded in `orchestrator run`. Results: the progress lines,
 # examples/tiny/work/out/report.html (rewards, lengths, filtered fraction,

@@ -140,7 +140,7 @@ TEST_CASE("ids cut in the middle of a character decode to U+FFFD, not to invalid
   CHECK(partial == "\xEF\xBF\xBD");
 }
 
-TEST_CASE("special tokens are matched only when allowed; non-special added tokens always") {
+TEST_CASE("special tokens are matched only when allowed, non-special added tokens always") {
   const Tokenizer& qwen3 = Qwen3();
   const int32_t im_end = *qwen3.TokenId("<|im_end|>");
   const int32_t think = *qwen3.TokenId("<think>");

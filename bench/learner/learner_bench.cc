@@ -22,6 +22,7 @@
 #include "common/json_util.h"
 #include "model/runtime.h"
 #include "services/learner/learner_core.h"
+#include "services/rollout/heap_tuning.h"
 
 namespace cascade::learner {
 namespace {
@@ -145,4 +146,9 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace cascade::learner
 
-int main(int argc, char** argv) { return cascade::learner::Run(argc, argv); }
+int main(int argc, char** argv) {
+  // The heap settings of the `learner` binary, so the step measured is the
+  // step it runs.
+  cascade::rollout::KeepLargeAllocationsInHeap();
+  return cascade::learner::Run(argc, argv);
+}

@@ -217,7 +217,7 @@ TEST_CASE("a job with every verifier gone fails with a clear error instead of ha
   CHECK(status.out.find("failed") != std::string::npos);
 }
 
-TEST_CASE("a server runs submitted jobs; status, watch and list follow them over gRPC") {
+TEST_CASE("a server runs submitted jobs, and status, watch, cancel and list follow them over gRPC") {
   const std::string store = (Workspace() / "server" / "jobs.db").string();
   fs::create_directories(Workspace() / "server");
   testing::Subprocess server({kOrchestrator, "serve", "--address", "127.0.0.1:0", "--store", store,

@@ -28,16 +28,6 @@ namespace {
 
 double Seconds(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
 
-void MeanStd(const std::vector<double>& values, double* mean, double* std) {
-  *mean = 0.0;
-  *std = 0.0;
-  if (values.empty()) return;
-  for (double v : values) *mean += v;
-  *mean /= static_cast<double>(values.size());
-  for (double v : values) *std += (v - *mean) * (v - *mean);
-  *std = std::sqrt(*std / static_cast<double>(values.size()));
-}
-
 // Reads manifest.json's checksum of the weights, "" when absent.
 std::string WeightsSha256(const std::string& checkpoint_dir) {
   std::ifstream in(fs::path(checkpoint_dir) / "manifest.json");
@@ -820,10 +810,11 @@ absl::Status CascadeRunner::Run() {
   std::error_code error;
   fs::create_directories(fs::path(config_.output_dir) / "checkpoints", error);
   if (error) return absl::InternalError(StrCat(config_.output_dir, ": ", error.message()));
+  ASSIGN_OR_RETURN(const std::vector<StageRecord> existing, store_->Stages(job_id_));
   for (size_t i = 0; i < stages_.size(); ++i) {
-    ASSIGN_OR_RETURN(auto existing, store_->Stages(job_id_));
-    bool present = false;
-    for (const auto& s : existing) present = present || s.stage_index == static_cast<int>(i);
+    const bool present = std::any_of(existing.begin(), existing.end(), [i](const StageRecord& s) {
+      return s.stage_index == static_cast<int>(i);
+    });
     if (present) continue;
     StageRecord record;
     record.stage_index = static_cast<int>(i);

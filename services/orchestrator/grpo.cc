@@ -10,6 +10,15 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
 void MeanStd(const std::vector<double>& values, double* mean, double* std) {
   *mean = 0.0;
   *std = 0.0;
@@ -20,15 +29,6 @@ void MeanStd(const std::vector<double>& values, double* mean, double* std) {
   for (double v : values) var += (v - *mean) * (v - *mean);
   *std = std::sqrt(var / static_cast<double>(values.size()));
 }
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 std::vector<double> GroupAdvantages(const std::vector<double>& rewards, double eps) {
   double mean, std;

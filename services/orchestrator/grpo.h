@@ -15,6 +15,9 @@
 
 namespace cascade::orchestrator {
 
+// Mean and population standard deviation (both 0 for no values).
+void MeanStd(const std::vector<double>& values, double* mean, double* std);
+
 // A_i = (r_i - mean(r)) / (std(r) + eps), std over the group (population).
 std::vector<double> GroupAdvantages(const std::vector<double>& rewards, double eps = 1e-6);
 

@@ -163,9 +163,8 @@ Status Model::CheckIds(const std::vector<int64_t>& ids, const std::string& what)
   return OkStatus();
 }
 
-StatusOr<std::vector<GenerationResult>> Model::Generate(
-    const std::vector<GenerationRequest>& requests, const GenerateOptions& options) const {
-  if (requests.empty()) return std::vector<GenerationResult>{};
+Status Model::CheckRequests(const std::vector<GenerationRequest>& requests,
+                            const GenerateOptions& options) const {
   for (size_t r = 0; r < requests.size(); ++r) {
     const std::string where = "requests[" + std::to_string(r) + "]";
     const SamplingParams& p = requests[r].params;
@@ -177,9 +176,285 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
     if (!(p.top_p > 0 && p.top_p <= 1)) return InvalidArgumentError(where + ".top_p: must be in (0, 1]");
     if (p.top_k < 0) return InvalidArgumentError(where + ".top_k: must be >= 0");
   }
-  Status pad = CheckIds({options.pad_token_id}, "pad_token_id");
-  if (!pad.ok()) return pad;
+  return CheckIds({options.pad_token_id}, "pad_token_id");
+}
 
+// Rows of the batch in cache order; `logits` row i is row i's next-token
+// distribution (float32, CPU), `cache` row i holds its keys and values.
+struct GenerationBatch::State {
+  struct Row {
+    uint64_t id = 0;
+    SamplingParams params;
+    std::set<int64_t> stops;
+    std::mt19937_64 rng;
+    int64_t next_position = 0;  // RoPE position of the next token fed
+    GenerationResult result;
+    bool alive = true;
+    int64_t Remaining() const {
+      return params.max_new_tokens - static_cast<int64_t>(result.token_ids.size());
+    }
+  };
+
+  const Model* model = nullptr;
+  GenerateOptions options;
+  std::vector<Row> rows;
+  int64_t alive = 0;
+  KvCache cache;
+  at::Tensor logits;
+
+  const Transformer& transformer() const { return *model->transformer(); }
+
+  void Clear() {
+    rows.clear();
+    alive = 0;
+    cache = KvCache{};
+    logits = at::Tensor();
+  }
+
+  // Rebuilds the cache with the live rows followed by `incoming_rows`, whose
+  // keys and values are `incoming` (a prefill cache, nullptr when none).
+  // Each part keeps only the columns its rows use, right-aligned to the new
+  // last column, and the capacity covers every row's remaining tokens.
+  void Rebuild(const KvCache* incoming, std::vector<Row> incoming_rows,
+               const at::Tensor& incoming_logits) {
+    const Transformer& m = transformer();
+    std::vector<int64_t> keep;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].alive) keep.push_back(static_cast<int64_t>(i));
+    }
+    const int64_t kept = static_cast<int64_t>(keep.size());
+    const int64_t joining = static_cast<int64_t>(incoming_rows.size());
+    const int64_t length = cache.length;
+    at::Tensor keep_index =
+        at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(m.device());
+    int64_t first = length;  // first column a kept row uses
+    if (kept > 0 && length > 0) {
+      at::Tensor used =
+          cache.key_valid.narrow(1, 0, length).index_select(0, keep_index).any(0).to(at::kCPU);
+      const bool* u = used.data_ptr<bool>();
+      first = std::find(u, u + length, true) - u;
+    }
+    const int64_t old_span = kept > 0 ? length - first : 0;
+    const int64_t new_span = incoming != nullptr ? incoming->length : 0;
+    const int64_t span = std::max(old_span, new_span);
+    int64_t need = 0;
+    for (int64_t i : keep) need = std::max(need, rows[i].Remaining());
+    for (const Row& row : incoming_rows) need = std::max(need, row.Remaining());
+
+    KvCache next = m.NewCache(kept + joining, span + need);
+    next.length = span;
+    // Keys/values are [rows, kv_heads, columns, head_dim], key_valid [rows, columns].
+    auto place = [&](const at::Tensor& to, const at::Tensor& old_part, const at::Tensor& new_part) {
+      const int64_t column_dim = to.dim() == 4 ? 2 : 1;
+      if (old_span > 0) to.narrow(0, 0, kept).narrow(column_dim, span - old_span, old_span).copy_(old_part);
+      if (new_span > 0) {
+        to.narrow(0, kept, joining).narrow(column_dim, span - new_span, new_span).copy_(new_part);
+      }
+    };
+    for (size_t l = 0; l < next.k.size(); ++l) {
+      at::Tensor old_k, old_v, new_k, new_v;
+      if (old_span > 0) {
+        old_k = cache.k[l].narrow(2, first, old_span).index_select(0, keep_index);
+        old_v = cache.v[l].narrow(2, first, old_span).index_select(0, keep_index);
+      }
+      if (new_span > 0) {
+        new_k = incoming->k[l].narrow(2, 0, new_span);
+        new_v = incoming->v[l].narrow(2, 0, new_span);
+      }
+      place(next.k[l], old_k, new_k);
+      place(next.v[l], old_v, new_v);
+    }
+    place(next.key_valid,
+          old_span > 0 ? cache.key_valid.narrow(1, first, old_span).index_select(0, keep_index)
+                       : at::Tensor(),
+          new_span > 0 ? incoming->key_valid.narrow(1, 0, new_span) : at::Tensor());
+
+    std::vector<at::Tensor> logit_parts;
+    if (kept > 0) logit_parts.push_back(logits.index_select(0, keep_index.to(at::kCPU)));
+    if (joining > 0) logit_parts.push_back(incoming_logits);
+    std::vector<Row> next_rows;
+    next_rows.reserve(kept + joining);
+    for (int64_t i : keep) next_rows.push_back(std::move(rows[i]));
+    for (Row& row : incoming_rows) next_rows.push_back(std::move(row));
+
+    rows = std::move(next_rows);
+    alive = kept + joining;
+    cache = std::move(next);
+    logits = logit_parts.empty() ? at::Tensor() : at::cat(logit_parts, 0).contiguous();
+  }
+};
+
+GenerationBatch::GenerationBatch(std::unique_ptr<State> state) : state_(std::move(state)) {}
+GenerationBatch::~GenerationBatch() = default;
+
+int64_t GenerationBatch::size() const { return state_->alive; }
+
+int64_t GenerationBatch::cache_columns() const { return state_->cache.length; }
+
+std::unique_ptr<GenerationBatch> Model::NewBatch(const GenerateOptions& options) const {
+  auto state = std::make_unique<GenerationBatch::State>();
+  state->model = this;
+  state->options = options;
+  return std::unique_ptr<GenerationBatch>(new GenerationBatch(std::move(state)));
+}
+
+Status GenerationBatch::Add(const std::vector<uint64_t>& ids,
+                            const std::vector<GenerationRequest>& requests) {
+  State& st = *state_;
+  if (ids.size() != requests.size()) {
+    return InvalidArgumentError("GenerationBatch::Add: " + std::to_string(ids.size()) +
+                                " ids for " + std::to_string(requests.size()) + " requests");
+  }
+  if (requests.empty()) return OkStatus();
+  Status valid = st.model->CheckRequests(requests, st.options);
+  if (!valid.ok()) return valid;
+  std::set<uint64_t> taken;
+  for (const State::Row& row : st.rows) {
+    if (row.alive) taken.insert(row.id);
+  }
+  for (uint64_t id : ids) {
+    if (!taken.insert(id).second) {
+      return InvalidArgumentError("GenerationBatch::Add: id " + std::to_string(id) +
+                                  " is already in the batch");
+    }
+  }
+
+  return CatchStatus("generate", [&]() -> Status {
+    c10::InferenceMode inference;
+    const Transformer& m = st.transformer();
+    const ModelConfig& config = st.model->config();
+    const int64_t n = static_cast<int64_t>(requests.size());
+    int64_t p_len = 0;
+    for (const GenerationRequest& r : requests) p_len = std::max<int64_t>(p_len, r.prompt.size());
+
+    // Left padding puts every prompt's last token in the last column, so one
+    // column per step serves the whole batch; positions count real tokens only.
+    std::vector<int64_t> flat_ids(n * p_len, st.options.pad_token_id), flat_valid(n * p_len, 0),
+        flat_pos(n * p_len, 0);
+    std::vector<State::Row> joining(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& prompt = requests[i].prompt;
+      const int64_t off = p_len - static_cast<int64_t>(prompt.size());
+      for (size_t j = 0; j < prompt.size(); ++j) {
+        flat_ids[i * p_len + off + j] = prompt[j];
+        flat_valid[i * p_len + off + j] = 1;
+        flat_pos[i * p_len + off + j] = static_cast<int64_t>(j);
+      }
+      State::Row& row = joining[i];
+      row.id = ids[i];
+      row.params = requests[i].params;
+      row.next_position = static_cast<int64_t>(prompt.size());
+      row.stops.insert(row.params.stop_token_ids.begin(), row.params.stop_token_ids.end());
+      if (!row.params.ignore_eos) {
+        row.stops.insert(config.eos_token_ids.begin(), config.eos_token_ids.end());
+      }
+      row.rng.seed(row.params.seed);
+    }
+    const at::Device device = m.device();
+    KvCache prefill = m.NewCache(n, p_len);
+    at::Tensor hidden = m.Hidden(Tensor2D(flat_ids, n, p_len).to(device),
+                                 Tensor2D(flat_pos, n, p_len).to(device),
+                                 BoolTensor2D(flat_valid, n, p_len).to(device), &prefill);
+    at::Tensor logits = m.Logits(hidden.select(1, p_len - 1)).to(at::kCPU).contiguous();
+    st.Rebuild(&prefill, std::move(joining), logits);
+    return OkStatus();
+  });
+}
+
+void GenerationBatch::Remove(uint64_t id) {
+  State& st = *state_;
+  for (State::Row& row : st.rows) {
+    if (row.alive && row.id == id) {
+      row.alive = false;
+      if (--st.alive == 0) st.Clear();
+      return;
+    }
+  }
+}
+
+StatusOr<std::vector<FinishedSequence>> GenerationBatch::Step() {
+  State& st = *state_;
+  return CatchStatus("generate", [&]() -> StatusOr<std::vector<FinishedSequence>> {
+    std::vector<FinishedSequence> finished;
+    if (st.alive == 0) return finished;
+    c10::InferenceMode inference;
+    const Transformer& m = st.transformer();
+    const int64_t vocab = st.model->config().vocab_size;
+
+    // 1. One token per live row from its pending distribution.
+    at::Tensor logp = at::log_softmax(st.logits, -1).contiguous();
+    const float* lg = st.logits.data_ptr<float>();
+    const float* lp = logp.data_ptr<float>();
+    for (size_t i = 0; i < st.rows.size(); ++i) {
+      State::Row& row = st.rows[i];
+      if (!row.alive) continue;
+      const int64_t tok = SampleToken(lg + i * vocab, vocab, row.params, row.rng);
+      row.result.token_ids.push_back(tok);
+      row.result.logprobs.push_back(lp[i * vocab + tok]);
+      bool done = false;
+      if (row.stops.count(tok)) {
+        row.result.finish_reason = FinishReason::kStop;
+        done = true;
+      } else if (row.Remaining() <= 0) {
+        row.result.finish_reason = FinishReason::kLength;
+        done = true;
+      }
+      if (done) {
+        row.alive = false;
+        --st.alive;
+        finished.push_back(FinishedSequence{row.id, std::move(row.result)});
+      }
+    }
+    if (st.alive == 0) {
+      st.Clear();
+      return finished;
+    }
+
+    // 2. Finished rows still cost compute; drop them once they are a quarter.
+    const int64_t rows = static_cast<int64_t>(st.rows.size());
+    if ((rows - st.alive) * 4 >= rows) st.Rebuild(nullptr, {}, at::Tensor());
+
+    // 3. Feed the drawn tokens: one new cache column for the whole batch.
+    const int64_t b = static_cast<int64_t>(st.rows.size());
+    std::vector<int64_t> next(b, st.options.pad_token_id), next_valid(b, 0), positions(b, 0);
+    for (int64_t i = 0; i < b; ++i) {
+      State::Row& row = st.rows[i];
+      if (!row.alive) continue;
+      next[i] = row.result.token_ids.back();
+      next_valid[i] = 1;
+      positions[i] = row.next_position++;
+    }
+    const at::Device device = m.device();
+    at::Tensor hidden = m.Hidden(Tensor2D(next, b, 1).to(device), Tensor2D(positions, b, 1).to(device),
+                                 BoolTensor2D(next_valid, b, 1).to(device), &st.cache);
+    st.logits = m.Logits(hidden.select(1, 0)).to(at::kCPU).contiguous();
+    return finished;
+  });
+}
+
+StatusOr<std::vector<GenerationResult>> Model::Generate(
+    const std::vector<GenerationRequest>& requests, const GenerateOptions& options) const {
+  if (requests.empty()) return std::vector<GenerationResult>{};
+  Status valid = CheckRequests(requests, options);
+  if (!valid.ok()) return valid;
+
+  if (options.use_cache) {
+    std::unique_ptr<GenerationBatch> batch = NewBatch(options);
+    std::vector<uint64_t> ids(requests.size());
+    std::iota(ids.begin(), ids.end(), uint64_t{0});
+    Status added = batch->Add(ids, requests);
+    if (!added.ok()) return added;
+    std::vector<GenerationResult> results(requests.size());
+    while (batch->size() > 0) {
+      StatusOr<std::vector<FinishedSequence>> done = batch->Step();
+      if (!done.ok()) return done.status();
+      for (FinishedSequence& f : *done) results[f.id] = std::move(f.result);
+    }
+    return results;
+  }
+
+  // Without the cache: every step recomputes the whole sequence (the
+  // reference the cached path is tested against).
   return CatchStatus("generate", [&]() -> StatusOr<std::vector<GenerationResult>> {
     c10::InferenceMode inference;
     const Transformer& m = *transformer_;
@@ -191,9 +466,6 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
       p_len = std::max<int64_t>(p_len, r.prompt.size());
       max_new = std::max(max_new, r.params.max_new_tokens);
     }
-
-    // Left padding puts every prompt's last token in the last column, so one
-    // slot per step serves the whole batch; positions count real tokens only.
     std::vector<int64_t> ids(b * p_len, options.pad_token_id), valid(b * p_len, 0), pos(b * p_len, 0);
     std::vector<int64_t> next_pos(b);
     std::vector<std::set<int64_t>> stops(b);
@@ -215,17 +487,7 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
     at::Tensor all_ids = Tensor2D(ids, b, p_len).to(device);
     at::Tensor all_valid = BoolTensor2D(valid, b, p_len).to(device);
     at::Tensor all_pos = Tensor2D(pos, b, p_len).to(device);
-
-    KvCache cache;
-    at::Tensor logits;
-    if (options.use_cache) {
-      cache = m.NewCache(b, p_len + max_new);
-      at::Tensor hidden = m.Hidden(all_ids, all_pos, all_valid, &cache);
-      logits = m.Logits(hidden.select(1, p_len - 1));
-    } else {
-      at::Tensor hidden = m.Hidden(all_ids, all_pos, all_valid, nullptr);
-      logits = m.Logits(hidden.select(1, p_len - 1));
-    }
+    at::Tensor logits = m.Logits(m.Hidden(all_ids, all_pos, all_valid, nullptr).select(1, p_len - 1));
 
     std::vector<GenerationResult> results(b);
     std::vector<bool> finished(b, false);
@@ -257,18 +519,10 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
         positions[i] = next_pos[i]++;
       }
       if (!any_active) break;
-      at::Tensor step_ids = Tensor2D(next, b, 1).to(device);
-      at::Tensor step_valid = BoolTensor2D(next_valid, b, 1).to(device);
-      at::Tensor step_pos = Tensor2D(positions, b, 1).to(device);
-      if (options.use_cache) {
-        logits = m.Logits(m.Hidden(step_ids, step_pos, step_valid, &cache).select(1, 0));
-      } else {
-        all_ids = at::cat({all_ids, step_ids}, 1);
-        all_valid = at::cat({all_valid, step_valid}, 1);
-        all_pos = at::cat({all_pos, step_pos}, 1);
-        at::Tensor hidden = m.Hidden(all_ids, all_pos, all_valid, nullptr);
-        logits = m.Logits(hidden.select(1, all_ids.size(1) - 1));
-      }
+      all_ids = at::cat({all_ids, Tensor2D(next, b, 1).to(device)}, 1);
+      all_valid = at::cat({all_valid, BoolTensor2D(next_valid, b, 1).to(device)}, 1);
+      all_pos = at::cat({all_pos, Tensor2D(positions, b, 1).to(device)}, 1);
+      logits = m.Logits(m.Hidden(all_ids, all_pos, all_valid, nullptr).select(1, all_ids.size(1) - 1));
     }
     return results;
   });

@@ -84,6 +84,62 @@ struct LogProbOptions {
   int64_t chunk_size = 512;
 };
 
+// A sequence that left a GenerationBatch, under the caller's id.
+struct FinishedSequence {
+  uint64_t id = 0;
+  GenerationResult result;
+};
+
+class Model;
+
+// A running batch whose sequences join and leave between decoding steps
+// (continuous batching): Add prefills new sequences and merges them into the
+// batch's KV cache, Step draws one token for every sequence and returns the
+// ones that finished, which leave the batch at once.
+//
+// Merging keeps one cache column per decoding step for the whole batch: a
+// joining sequence's prompt is right-aligned to the batch's last filled
+// column (the cache grows empty columns on the left when the prompt is
+// longer than what is cached), and columns that no live sequence uses any
+// more are dropped when the cache is rebuilt. Rebuilds (a copy of the cache)
+// happen on Add and once a quarter of the rows have finished, so a finished
+// row wastes at most a few steps of compute.
+//
+// Every sequence draws from its own random stream (SamplingParams::seed), so
+// its tokens do not depend on when it joined or what it shares the batch
+// with, up to float rounding of differently shaped batches.
+//
+// Not thread-safe: one thread drives a batch. The Model must outlive it.
+class GenerationBatch {
+ public:
+  ~GenerationBatch();
+  GenerationBatch(const GenerationBatch&) = delete;
+  GenerationBatch& operator=(const GenerationBatch&) = delete;
+
+  // Prefills `requests` (validated as Model::Generate does) and adds them
+  // under `ids` (the caller's, unique within the batch); their first token
+  // is drawn by the next Step. On error nothing is added.
+  Status Add(const std::vector<uint64_t>& ids, const std::vector<GenerationRequest>& requests);
+
+  // One decoding step: a token for every sequence; the sequences that
+  // stopped or reached max_new_tokens are returned and leave the batch.
+  StatusOr<std::vector<FinishedSequence>> Step();
+
+  // Drops a sequence (cancellation); unknown ids are ignored.
+  void Remove(uint64_t id);
+
+  // Sequences in the batch.
+  int64_t size() const;
+  // Cache columns (slots) per row; for tests and metrics.
+  int64_t cache_columns() const;
+
+ private:
+  friend class Model;
+  struct State;
+  explicit GenerationBatch(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
 // One parameter as the model holds it (compute dtype).
 struct ParameterInfo {
   std::string name;  // Hugging Face name
@@ -124,6 +180,11 @@ class Model {
   StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
                                                    const GenerateOptions& options = {}) const;
 
+  // An empty continuous batch on this model (`options.use_cache` is
+  // ignored: a batch always uses the cache). Generate with the cache runs
+  // through one.
+  std::unique_ptr<GenerationBatch> NewBatch(const GenerateOptions& options = {}) const;
+
   // For each sequence s (at least 2 tokens): log p(s[t] | s[<t]) for t >= 1,
   // i.e. size() - 1 values. Sequences of different lengths share a batch.
   StatusOr<std::vector<std::vector<float>>> TokenLogProbs(
@@ -140,8 +201,12 @@ class Model {
   Transformer* transformer() const { return transformer_.get(); }
 
  private:
+  friend class GenerationBatch;
   explicit Model(std::unique_ptr<Transformer> transformer);
   Status CheckIds(const std::vector<int64_t>& ids, const std::string& what) const;
+  // The checks Generate and GenerationBatch::Add make on every request.
+  Status CheckRequests(const std::vector<GenerationRequest>& requests,
+                       const GenerateOptions& options) const;
 
   std::unique_ptr<Transformer> transformer_;
 };

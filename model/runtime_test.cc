@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "model/json.h"
 #include "model/test_util.h"
@@ -198,6 +199,109 @@ TEST_CASE("seeded sampling is reproducible and independent of the batch", "[mode
   CHECK((*a)[1].token_ids == (*b)[1].token_ids);
   CHECK((*alone)[0].token_ids == (*a)[1].token_ids);
   CHECK((*other_seed)[0].token_ids != (*a)[1].token_ids);
+}
+
+TEST_CASE("sequences that join a running batch generate what they generate alone",
+          "[model][generate][continuous]") {
+  for (Arch arch : {Arch::kQwen3, Arch::kLlama}) {
+    auto model = TinyModel(arch);
+    auto request = [](std::vector<int64_t> prompt, int64_t max_new, double temperature,
+                      uint64_t seed) {
+      GenerationRequest r;
+      r.prompt = std::move(prompt);
+      r.params.temperature = temperature;
+      r.params.top_k = 40;
+      r.params.seed = seed;
+      r.params.max_new_tokens = max_new;
+      r.params.ignore_eos = true;
+      return r;
+    };
+    std::vector<int64_t> long_prompt;
+    for (int64_t t = 0; t < 30; ++t) long_prompt.push_back(400 + 3 * t);
+    // id -> request; joins after `join_step` steps.
+    struct Joiner {
+      uint64_t id;
+      int join_step;
+      GenerationRequest request;
+    };
+    const std::vector<Joiner> joiners = {
+        {10, 0, request(kSequences[0], 20, 0.0, 0)},
+        {11, 3, request(kSequences[1], 6, 1.0, 5)},
+        {12, 3, request(kSequences[2], 9, 0.0, 0)},
+        // Longer than every cached row: the cache grows columns on the left.
+        {13, 5, request(long_prompt, 7, 1.0, 9)},
+        {14, 5, request({77}, 25, 0.0, 0)},
+        {15, 6, request(kSequences[2], 12, 1.0, 11)},  // removed while running
+    };
+    std::unique_ptr<GenerationBatch> batch = model->NewBatch();
+    std::map<uint64_t, GenerationResult> finished;
+    for (int step = 0; step < 60; ++step) {
+      for (const Joiner& j : joiners) {
+        if (j.join_step == step) REQUIRE(batch->Add({j.id}, {j.request}).ok());
+      }
+      if (step == 9) batch->Remove(15);
+      if (step > 6 && batch->size() == 0) break;
+      auto done = batch->Step();
+      REQUIRE(done.ok());
+      for (FinishedSequence& f : *done) {
+        CHECK(finished.count(f.id) == 0);
+        finished[f.id] = std::move(f.result);
+      }
+    }
+    CHECK(batch->size() == 0);
+    CHECK(finished.count(15) == 0);
+    for (const Joiner& j : joiners) {
+      if (j.id == 15) continue;
+      INFO("sequence " << j.id);
+      REQUIRE(finished.count(j.id) == 1);
+      auto alone = model->Generate({j.request});
+      REQUIRE(alone.ok());
+      const GenerationResult& got = finished[j.id];
+      CHECK(got.token_ids == (*alone)[0].token_ids);
+      CHECK(got.token_ids.size() == static_cast<size_t>(j.request.params.max_new_tokens));
+      CHECK(got.finish_reason == FinishReason::kLength);
+      REQUIRE(got.logprobs.size() == (*alone)[0].logprobs.size());
+      for (size_t t = 0; t < got.logprobs.size(); ++t) {
+        CHECK(got.logprobs[t] == Approx((*alone)[0].logprobs[t]).margin(1e-4));
+      }
+    }
+  }
+}
+
+TEST_CASE("a continuous batch drops cache columns no live sequence uses", "[model][generate][continuous]") {
+  auto model = TinyModel(Arch::kQwen3);
+  GenerationRequest long_short, short_long;
+  for (int64_t t = 0; t < 30; ++t) long_short.prompt.push_back(500 + t);
+  long_short.params.temperature = 0;
+  long_short.params.max_new_tokens = 2;
+  long_short.params.ignore_eos = true;
+  short_long.prompt = {3, 4};
+  short_long.params.temperature = 0;
+  short_long.params.max_new_tokens = 10;
+  short_long.params.ignore_eos = true;
+  auto batch = model->NewBatch();
+  REQUIRE(batch->Add({1, 2}, {long_short, short_long}).ok());
+  CHECK(batch->cache_columns() == 30);
+  REQUIRE(batch->Step().ok());
+  CHECK(batch->cache_columns() == 31);
+  auto done = batch->Step();
+  REQUIRE(done.ok());
+  REQUIRE(done->size() == 1);
+  CHECK((*done)[0].id == 1);
+  // The short sequence uses its 2 prompt columns and 2 generated ones; the 28
+  // columns only the long prompt used are gone.
+  CHECK(batch->cache_columns() == 4);
+  CHECK(batch->size() == 1);
+
+  SECTION("a bad request or a repeated id adds nothing") {
+    GenerationRequest bad = short_long;
+    bad.prompt = {model->config().vocab_size};
+    CHECK(batch->Add({3}, {bad}).code() == StatusCode::kInvalidArgument);
+    CHECK(batch->Add({2}, {short_long}).code() == StatusCode::kInvalidArgument);
+    CHECK(batch->Add({3, 4}, {short_long}).code() == StatusCode::kInvalidArgument);
+    CHECK(batch->size() == 1);
+    CHECK(batch->cache_columns() == 4);
+  }
 }
 
 TEST_CASE("generation stops at a stop token and reports the finish reason", "[model][generate]") {

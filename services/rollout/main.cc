@@ -102,7 +102,8 @@ int Serve(int argc, char** argv) {
   flags.AddString("dtype", &dtype, "float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)");
   flags.AddInt("threads", &threads, "CPU intra-op threads (0 = every core)");
   flags.AddInt("max_batch_tokens", &max_batch_tokens,
-               "token budget of a batch: sum of prompt + max_new_tokens over its sequences");
+               "token budget of the running batch: sum of prompt + max_new_tokens over its "
+               "sequences (sequences join it between decoding steps while it fits)");
   flags.AddInt("max_queued_requests", &max_queued_requests,
                "requests waiting before RESOURCE_EXHAUSTED");
   flags.AddInt("version", &version, "policy version of the weights in --model (0 = base model)");

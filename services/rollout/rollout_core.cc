@@ -59,12 +59,12 @@ struct RolloutCore::Metrics {
                   .Add({});
     running = &prometheus::BuildGauge()
                    .Name("cascade_rollout_running_sequences")
-                   .Help("Sequences in the batch being generated")
+                   .Help("Sequences in the running batch")
                    .Register(registry)
                    .Add({});
     occupancy = &prometheus::BuildGauge()
                      .Name("cascade_rollout_batch_occupancy_ratio")
-                     .Help("Token budget used by the last batch (0..1)")
+                     .Help("Share of the token budget the running batch reserves (0..1)")
                      .Register(registry)
                      .Add({});
     version = &prometheus::BuildGauge()
@@ -77,11 +77,12 @@ struct RolloutCore::Metrics {
                            .Help("Time from Submit to the last response of a request")
                            .Register(registry)
                            .Add({}, LatencyBuckets());
-    batch_seconds = &prometheus::BuildHistogram()
-                         .Name("cascade_rollout_batch_seconds")
-                         .Help("Time of one batched Generate call")
-                         .Register(registry)
-                         .Add({}, LatencyBuckets());
+    step_seconds = &prometheus::BuildHistogram()
+                        .Name("cascade_rollout_step_seconds")
+                        .Help("Time of one decoding step of the running batch, with the "
+                              "prefill of the sequences that joined it")
+                        .Register(registry)
+                        .Add({}, LatencyBuckets());
     weight_updates = &prometheus::BuildCounter()
                           .Name("cascade_rollout_weight_updates_total")
                           .Help("Weight updates applied")
@@ -100,7 +101,7 @@ struct RolloutCore::Metrics {
   prometheus::Gauge* occupancy;
   prometheus::Gauge* version;
   prometheus::Histogram* request_seconds;
-  prometheus::Histogram* batch_seconds;
+  prometheus::Histogram* step_seconds;
   prometheus::Counter* weight_updates;
   prometheus::Histogram* weight_update_seconds;
 };
@@ -153,7 +154,7 @@ RolloutCore::~RolloutCore() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    // The loop sees stopping_ between batches; a running batch finishes first.
+    // The loop sees stopping_ between decoding steps.
     auto exited = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !loop_running_; };
     mu_.Await(absl::Condition(&exited));
   }
@@ -304,148 +305,207 @@ absl::StatusOr<std::vector<SampleOutput>> RolloutCore::Generate(GenerateInput in
   return outputs;
 }
 
-std::vector<RolloutCore::Slot> RolloutCore::FormBatch(std::vector<std::function<void()>>* deferred) {
-  std::vector<Slot> batch;
-  int64_t budget = options_.max_batch_tokens;
+std::vector<RolloutCore::Slot> RolloutCore::AdmitLocked(int64_t batch_version,
+                                                        int64_t* tokens_in_flight,
+                                                        Deferred* deferred) {
+  std::vector<Slot> admitted;
   while (!queue_.empty()) {
     std::shared_ptr<Request> request = queue_.front();
     if (request->input.policy_version != version_) {
       // Step 3 of the version contract: its weights are gone.
       queue_.pop_front();
-      if (request->outstanding == 0) {
-        request->done = true;
-        live_.erase(request->id);
-        absl::Status error = VersionMismatchError(request->input.policy_version, version_);
-        deferred->push_back([request, error] { request->on_done(error); });
-      } else {
-        request->cancelled = true;  // finished with an error after its running batch
-      }
+      request->cancelled = true;
+      SettleLocked(request, deferred);  // or after its running sequences
       continue;
     }
+    // New weights wait for the batch on the old ones to drain.
+    if (batch_version != version_) break;
     while (request->next < request->total) {
       const int64_t cost = request->SequenceTokens(request->next);
-      if (cost > budget && !batch.empty()) break;
-      budget -= cost;
-      batch.push_back(Slot{request, request->next});
+      const bool empty = *tokens_in_flight == 0 && admitted.empty();
+      if (*tokens_in_flight + cost > options_.max_batch_tokens && !empty) break;
+      *tokens_in_flight += cost;
+      admitted.push_back(Slot{request, request->next, cost});
       ++request->next;
       ++request->outstanding;
     }
     if (request->next < request->total) break;  // budget spent
     queue_.pop_front();
   }
-  const int64_t used = options_.max_batch_tokens - budget;
-  metrics_->occupancy->Set(static_cast<double>(used) / static_cast<double>(options_.max_batch_tokens));
   metrics_->queued->Set(static_cast<double>(queue_.size()));
-  return batch;
+  return admitted;
+}
+
+void RolloutCore::SettleLocked(const std::shared_ptr<Request>& request, Deferred* deferred) {
+  if (request->done || request->outstanding > 0) return;
+  if (request->cancelled) {
+    request->done = true;
+    live_.erase(request->id);
+    absl::Status error = request->input.policy_version != version_
+                             ? VersionMismatchError(request->input.policy_version, version_)
+                             : absl::CancelledError("request cancelled");
+    deferred->push_back([request, error] { request->on_done(error); });
+  } else if (request->next == request->total) {
+    request->done = true;
+    live_.erase(request->id);
+    metrics_->request_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - request->submitted));
+    deferred->push_back([request] { request->on_done(absl::OkStatus()); });
+  }
+}
+
+void RolloutCore::FailLocked(const std::shared_ptr<Request>& request, const absl::Status& error,
+                             Deferred* deferred) {
+  if (request->done) return;
+  request->done = true;
+  request->cancelled = true;
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), request), queue_.end());
+  live_.erase(request->id);
+  deferred->push_back([request, error] { request->on_done(error); });
 }
 
 void RolloutCore::SchedulerLoop() {
+  // The running batch, owned by this thread: its weights and version, and
+  // its sequences under the ids GenerationBatch knows them by.
+  std::shared_ptr<const model::Model> model;
+  int64_t batch_version = 0;
+  std::unique_ptr<model::GenerationBatch> batch;
+  std::map<uint64_t, Slot> running;
+  int64_t tokens_in_flight = 0;
+  uint64_t next_slot_id = 0;
+
   while (true) {
-    // 1. Wait for work; take the model pointer and version once per batch.
-    std::vector<std::function<void()>> deferred;
-    std::vector<Slot> batch;
-    std::shared_ptr<const model::Model> model;
-    int64_t version = 0;
+    Deferred deferred;
+    std::vector<std::pair<uint64_t, Slot>> joining;
+    // 1. Under the lock: wait for work, drop cancelled sequences, admit.
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      auto ready = [this, &running]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty() || !running.empty();
+      };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) {
-        loop_running_ = false;
+        loop_running_ = false;  // the destructor ends the requests still live
         return;
       }
-      batch = FormBatch(&deferred);
-      model = model_;
-      version = version_;
-      running_sequences_ = static_cast<int>(batch.size());
-      if (!batch.empty()) {
-        ++batches_total_;
-        sequences_total_ += static_cast<int64_t>(batch.size());
+      for (auto it = running.begin(); it != running.end();) {
+        const std::shared_ptr<Request>& request = it->second.request;
+        if (!request->cancelled && !request->done) {
+          ++it;
+          continue;
+        }
+        batch->Remove(it->first);
+        tokens_in_flight -= it->second.tokens;
+        --request->outstanding;
+        SettleLocked(request, &deferred);
+        it = running.erase(it);
       }
-      metrics_->running->Set(static_cast<double>(batch.size()));
+      if (running.empty()) {
+        // A fresh batch starts on the weights served now.
+        model = model_;
+        batch_version = version_;
+        batch = model->NewBatch();
+        tokens_in_flight = 0;
+      }
+      for (Slot& slot : AdmitLocked(batch_version, &tokens_in_flight, &deferred)) {
+        joining.emplace_back(next_slot_id++, std::move(slot));
+      }
+      sequences_total_ += static_cast<int64_t>(joining.size());
+      running_sequences_ = static_cast<int>(running.size() + joining.size());
+      peak_running_sequences_ = std::max(peak_running_sequences_, running_sequences_);
+      metrics_->running->Set(static_cast<double>(running_sequences_));
+      metrics_->occupancy->Set(static_cast<double>(tokens_in_flight) /
+                               static_cast<double>(options_.max_batch_tokens));
     }
     for (auto& call : deferred) call();
     deferred.clear();
-    if (batch.empty()) continue;
+    if (running.empty() && joining.empty()) continue;
 
-    // 2. Generate the whole batch with one set of weights.
-    std::vector<model::GenerationRequest> requests;
-    requests.reserve(batch.size());
-    for (const Slot& slot : batch) {
-      const GenerateInput& in = slot.request->input;
-      const int prompt = static_cast<int>(slot.sequence / in.samples_per_prompt);
-      const int sample = static_cast<int>(slot.sequence % in.samples_per_prompt);
-      model::GenerationRequest r;
-      r.prompt = in.prompts[prompt].token_ids;
-      r.params = in.sampling;
-      r.params.seed = SampleSeed(in.sampling.seed, prompt, sample);
-      requests.push_back(std::move(r));
-    }
+    // 2. Prefill the joining sequences, then one step for the whole batch,
+    //    all on the batch's weights.
     const absl::Time start = absl::Now();
-    model::StatusOr<std::vector<model::GenerationResult>> results = model->Generate(requests);
-    metrics_->batch_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
-    model.reset();  // an old copy of the weights dies with its last batch
+    absl::Status failure;
+    if (!joining.empty()) {
+      std::vector<uint64_t> ids;
+      std::vector<model::GenerationRequest> requests;
+      for (const auto& [id, slot] : joining) {
+        const GenerateInput& in = slot.request->input;
+        const int prompt = static_cast<int>(slot.sequence / in.samples_per_prompt);
+        const int sample = static_cast<int>(slot.sequence % in.samples_per_prompt);
+        model::GenerationRequest r;
+        r.prompt = in.prompts[prompt].token_ids;
+        r.params = in.sampling;
+        r.params.seed = SampleSeed(in.sampling.seed, prompt, sample);
+        ids.push_back(id);
+        requests.push_back(std::move(r));
+      }
+      failure = FromModelStatus(batch->Add(ids, requests));
+      for (auto& [id, slot] : joining) running.emplace(id, std::move(slot));
+    }
+    model::StatusOr<std::vector<model::FinishedSequence>> finished =
+        std::vector<model::FinishedSequence>{};
+    if (failure.ok()) {
+      finished = batch->Step();
+      if (!finished.ok()) failure = FromModelStatus(finished.status());
+    }
+    metrics_->step_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
 
-    // 3. Group the results by request and settle each request's state.
-    std::map<Request*, std::vector<SampleOutput>> delivered;
+    // 3. Under the lock: deliver what finished and settle its requests.
     {
       absl::MutexLock lock(&mu_);
-      running_sequences_ = 0;
-      metrics_->running->Set(0);
-      for (size_t k = 0; k < batch.size(); ++k) {
-        const std::shared_ptr<Request>& request = batch[k].request;
-        --request->outstanding;
-        if (request->done) continue;
-        if (!results.ok()) {
-          request->done = true;
-          request->cancelled = true;
-          queue_.erase(std::remove(queue_.begin(), queue_.end(), request), queue_.end());
-          live_.erase(request->id);
-          absl::Status error = FromModelStatus(results.status());
-          deferred.push_back([request, error] { request->on_done(error); });
-          continue;
+      ++steps_total_;
+      sequence_steps_total_ += static_cast<int64_t>(running.size());
+      if (!failure.ok()) {
+        // The batch's state is unknown after a failed step: end every
+        // request in it and start over with an empty batch.
+        for (auto& [id, slot] : running) FailLocked(slot.request, failure, &deferred);
+        running.clear();
+        batch.reset();
+      } else {
+        std::map<Request*, std::vector<SampleOutput>> delivered;
+        std::vector<std::shared_ptr<Request>> touched;
+        for (model::FinishedSequence& f : *finished) {
+          auto it = running.find(f.id);
+          if (it == running.end()) continue;
+          Slot slot = std::move(it->second);
+          running.erase(it);
+          tokens_in_flight -= slot.tokens;
+          const std::shared_ptr<Request>& request = slot.request;
+          --request->outstanding;
+          touched.push_back(request);
+          if (request->done || request->cancelled) continue;
+          const GenerateInput& in = request->input;
+          SampleOutput out;
+          out.prompt_index = static_cast<int>(slot.sequence / in.samples_per_prompt);
+          out.prompt_id = in.prompts[out.prompt_index].prompt_id;
+          out.sample_index = static_cast<int>(slot.sequence % in.samples_per_prompt);
+          out.token_ids = std::move(f.result.token_ids);
+          out.logprobs = std::move(f.result.logprobs);
+          out.finish_reason = f.result.finish_reason == model::FinishReason::kStop
+                                  ? FinishReason::kStop
+                                  : FinishReason::kLength;
+          out.policy_version = batch_version;
+          metrics_->tokens->Increment(static_cast<double>(out.token_ids.size()));
+          delivered[request.get()].push_back(std::move(out));
         }
-        if (request->cancelled) continue;
-        const GenerateInput& in = request->input;
-        model::GenerationResult& result = (*results)[k];
-        SampleOutput out;
-        out.prompt_index = static_cast<int>(batch[k].sequence / in.samples_per_prompt);
-        out.prompt_id = in.prompts[out.prompt_index].prompt_id;
-        out.sample_index = static_cast<int>(batch[k].sequence % in.samples_per_prompt);
-        out.token_ids = std::move(result.token_ids);
-        out.logprobs = std::move(result.logprobs);
-        out.finish_reason = result.finish_reason == model::FinishReason::kStop
-                                ? FinishReason::kStop
-                                : FinishReason::kLength;
-        out.policy_version = version;
-        metrics_->tokens->Increment(static_cast<double>(out.token_ids.size()));
-        delivered[request.get()].push_back(std::move(out));
-      }
-      // Responses first, then completions, in one pass per request.
-      for (const Slot& slot : batch) {
-        const std::shared_ptr<Request>& request = slot.request;
-        auto it = delivered.find(request.get());
-        if (it != delivered.end()) {
-          auto outputs = std::make_shared<std::vector<SampleOutput>>(std::move(it->second));
-          delivered.erase(it);
-          metrics_->responses->Increment(static_cast<double>(outputs->size()));
-          deferred.push_back([request, outputs] { request->on_responses(std::move(*outputs)); });
-        }
-        if (request->done || request->outstanding > 0) continue;
-        if (request->cancelled) {
-          request->done = true;
-          live_.erase(request->id);
-          absl::Status error = request->input.policy_version != version_
-                                   ? VersionMismatchError(request->input.policy_version, version_)
-                                   : absl::CancelledError("request cancelled");
-          deferred.push_back([request, error] { request->on_done(error); });
-        } else if (request->next == request->total) {
-          request->done = true;
-          live_.erase(request->id);
-          metrics_->request_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - request->submitted));
-          deferred.push_back([request] { request->on_done(absl::OkStatus()); });
+        // Responses first, then completions, in one pass per request.
+        for (const std::shared_ptr<Request>& request : touched) {
+          auto it = delivered.find(request.get());
+          if (it != delivered.end()) {
+            auto outputs = std::make_shared<std::vector<SampleOutput>>(std::move(it->second));
+            delivered.erase(it);
+            metrics_->responses->Increment(static_cast<double>(outputs->size()));
+            deferred.push_back([request, outputs] { request->on_responses(std::move(*outputs)); });
+          }
+          SettleLocked(request, &deferred);
         }
       }
+      if (running.empty()) {
+        batch.reset();
+        model.reset();  // an old copy of the weights dies with its last sequence
+        tokens_in_flight = 0;
+      }
+      running_sequences_ = static_cast<int>(running.size());
+      metrics_->running->Set(static_cast<double>(running_sequences_));
     }
     for (auto& call : deferred) call();
   }
@@ -512,9 +572,11 @@ RolloutState RolloutCore::State() const {
   return RolloutState{.policy_version = version_,
                       .queued_requests = static_cast<int>(queue_.size()),
                       .running_sequences = running_sequences_,
+                      .peak_running_sequences = peak_running_sequences_,
                       .max_batch_tokens = options_.max_batch_tokens,
-                      .batches_total = batches_total_,
-                      .sequences_total = sequences_total_};
+                      .steps_total = steps_total_,
+                      .sequences_total = sequences_total_,
+                      .sequence_steps_total = sequence_steps_total_};
 }
 
 }  // namespace cascade::rollout

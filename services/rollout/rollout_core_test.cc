@@ -92,37 +92,77 @@ TEST_CASE("sampled responses do not depend on which requests share their batch")
   CHECK(((*a)[0].token_ids != (*a)[1].token_ids || (*a)[1].token_ids != (*a)[2].token_ids));
 }
 
-TEST_CASE("concurrent requests are merged into shared batches") {
+TEST_CASE("requests that arrive while a long one runs join its batch and leave first") {
+  auto reference = TinyModel(3);
   RolloutCore core(TinyModel(3), 0);
-  // Submit several requests while the scheduler is busy with a long one, so
-  // they wait together and must leave in one batch.
-  absl::Notification first_done;
-  auto sink = [](std::vector<SampleOutput>) {};
-  REQUIRE(core.Submit(Greedy({{1, 2, 3}}, 1, 0, /*max_new_tokens=*/200), sink,
-                      [&](absl::Status) { first_done.Notify(); })
-              .ok());
-  std::vector<std::unique_ptr<absl::Notification>> done;
-  for (int k = 0; k < 4; ++k) {
-    done.push_back(std::make_unique<absl::Notification>());
-    REQUIRE(core.Submit(Greedy({{5, 6, 7}}, 2, 0), sink,
-                        [n = done.back().get()](absl::Status s) { n->Notify(); })
-                .ok());
+  // A long request (ended by Cancel below) is running before the others arrive.
+  absl::Notification long_done;
+  absl::Status long_status;
+  int long_responses = 0;
+  auto long_id = core.Submit(
+      Greedy({{1, 2, 3}}, 1, 0, /*max_new_tokens=*/10000),
+      [&](std::vector<SampleOutput> o) { long_responses += static_cast<int>(o.size()); },
+      [&](absl::Status s) {
+        long_status = s;
+        long_done.Notify();
+      });
+  REQUIRE(long_id.ok());
+  const absl::Time limit = absl::Now() + absl::Seconds(60);
+  while (core.State().steps_total < 2 && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(1));
+  REQUIRE(core.State().steps_total >= 2);
+
+  const std::vector<std::vector<int64_t>> prompts = {{5, 6, 7}, {9}, {11, 12, 13, 14, 15}, {8, 8}};
+  std::vector<absl::StatusOr<std::vector<SampleOutput>>> outputs(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t k = 0; k < prompts.size(); ++k) {
+    clients.emplace_back([&, k] { outputs[k] = core.Generate(Greedy({prompts[k]}, 2, 0)); });
   }
-  first_done.WaitForNotification();
-  for (auto& n : done) n->WaitForNotification();
+  for (std::thread& t : clients) t.join();
+  // Every short request finished while the long one was still generating:
+  // they joined its batch instead of waiting for it to end.
+  CHECK(!long_done.HasBeenNotified());
   RolloutState state = core.State();
-  CHECK(state.queued_requests == 0);
+  CHECK(state.peak_running_sequences >= 3);
   CHECK(state.sequences_total == 9);
-  // One request at a time would take 5 batches; merged, the four short ones
-  // leave together (with or without the long one).
-  CHECK(state.batches_total <= 2);
+  for (size_t k = 0; k < prompts.size(); ++k) {
+    REQUIRE(outputs[k].ok());
+    REQUIRE(outputs[k]->size() == 2);
+    model::GenerationResult want = Direct(*reference, prompts[k], Greedy({prompts[k]}, 1, 0).sampling);
+    for (const SampleOutput& o : *outputs[k]) CHECK(o.token_ids == want.token_ids);
+  }
+
+  // Cancelling the running request takes it out of the batch at once.
+  core.Cancel(*long_id);
+  long_done.WaitForNotification();
+  CHECK(long_status.code() == absl::StatusCode::kCancelled);
+  CHECK(long_responses == 0);
+  state = core.State();
+  CHECK(state.running_sequences == 0);
+  CHECK(state.sequence_steps_total > state.steps_total);  // steps ran with several sequences
   const std::string metrics = RenderMetricsText();
   CHECK(metrics.find("cascade_rollout_tokens_total") != std::string::npos);
   CHECK(metrics.find("cascade_rollout_batch_occupancy_ratio") != std::string::npos);
+  CHECK(metrics.find("cascade_rollout_step_seconds") != std::string::npos);
+}
+
+TEST_CASE("a request larger than the token budget runs in parts as room frees up") {
+  auto reference = TinyModel(2);
+  // Room for two sequences of 3 + 6 tokens at a time.
+  RolloutCore core(TinyModel(2), 0, {.max_batch_tokens = 18});
+  GenerateInput in = Greedy({{1, 2, 3}, {4, 5, 6}, {7, 8, 9}}, 2, 0);
+  auto out = core.Generate(in);
+  REQUIRE(out.ok());
+  REQUIRE(out->size() == 6);
+  for (const SampleOutput& o : *out) {
+    CHECK(o.token_ids == Direct(*reference, in.prompts[o.prompt_index].token_ids, in.sampling).token_ids);
+  }
+  RolloutState state = core.State();
+  CHECK(state.peak_running_sequences == 2);
+  CHECK(state.steps_total == 18);  // three pairs of 6 tokens each
 }
 
 TEST_CASE("a cancelled queued request ends with cancelled and no responses") {
-  RolloutCore core(TinyModel(3), 0, {.max_batch_tokens = 80});
+  RolloutCore core(TinyModel(3), 0, {.max_batch_tokens = 70});  // the blocker leaves no room
   absl::Notification blocker_done;
   auto sink = [](std::vector<SampleOutput>) {};
   REQUIRE(core.Submit(Greedy({{1, 2, 3}}, 1, 0, 64), sink, [&](absl::Status) { blocker_done.Notify(); })

@@ -100,6 +100,10 @@ const char* FinishReasonName(FinishReason reason) {
 }
 
 Model::Model(std::unique_ptr<Transformer> transformer) : transformer_(std::move(transformer)) {}
+
+std::unique_ptr<Model> Model::Wrap(std::unique_ptr<Transformer> transformer) {
+  return std::unique_ptr<Model>(new Model(std::move(transformer)));
+}
 Model::~Model() = default;
 
 const ModelConfig& Model::config() const { return transformer_->config(); }

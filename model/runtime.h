@@ -199,6 +199,8 @@ class Model {
 
   // The torch-level model (model/transformer.h), for training code.
   Transformer* transformer() const { return transformer_.get(); }
+  // A model around a transformer built by torch-level code.
+  static std::unique_ptr<Model> Wrap(std::unique_ptr<Transformer> transformer);
 
  private:
   friend class GenerationBatch;

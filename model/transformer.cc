@@ -342,12 +342,27 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::Load(const std::string& dir,
 StatusOr<std::unique_ptr<Transformer>> Transformer::WithWeights(
     const std::vector<TensorView>& tensors) const {
   return CatchStatus("weights", [&]() -> StatusOr<std::unique_ptr<Transformer>> {
-    std::map<std::string, const TensorView*> given;
+    std::map<std::string, at::Tensor> given;
     for (const TensorView& view : tensors) {
-      if (!given.emplace(view.name, &view).second) {
+      if (given.count(view.name)) {
         throw ModelError(InvalidArgumentError("tensor \"" + view.name + "\" given twice"));
       }
+      if (view.nbytes != static_cast<size_t>(view.numel()) * DTypeSize(view.dtype)) {
+        throw ModelError(InvalidArgumentError("tensor \"" + view.name + "\": " +
+                                              std::to_string(view.nbytes) + " bytes for shape " +
+                                              ShapeString(view.shape) + " in " + DTypeName(view.dtype)));
+      }
+      given[view.name] = at::from_blob(const_cast<void*>(view.data), view.shape,
+                                       at::TensorOptions().dtype(ToScalarType(view.dtype)));
     }
+    return ValueOrThrow(WithTensors(given));
+  });
+}
+
+StatusOr<std::unique_ptr<Transformer>> Transformer::WithTensors(
+    const std::map<std::string, at::Tensor>& tensors) const {
+  return CatchStatus("weights", [&]() -> StatusOr<std::unique_ptr<Transformer>> {
+    std::map<std::string, at::Tensor> given = tensors;
     std::unique_ptr<Transformer> m(new Transformer(config_, dtype_));
     for (const ParamSpec& spec : ParameterSpecs(config_)) {
       auto it = given.find(spec.name);
@@ -355,23 +370,16 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::WithWeights(
         throw ModelError(InvalidArgumentError("tensor \"" + spec.name + "\" missing (model_type " +
                                               ArchName(config_.arch) + " needs it)"));
       }
-      const TensorView& view = *it->second;
-      if (view.shape != spec.shape) {
+      const at::Tensor& src = it->second;
+      if (src.sizes().vec() != spec.shape) {
         throw ModelError(InvalidArgumentError("tensor \"" + spec.name + "\": shape " +
-                                              ShapeString(view.shape) + ", the model's is " +
+                                              ShapeString(src.sizes().vec()) + ", the model's is " +
                                               ShapeString(spec.shape)));
       }
-      if (view.nbytes != static_cast<size_t>(view.numel()) * DTypeSize(view.dtype)) {
-        throw ModelError(InvalidArgumentError("tensor \"" + spec.name + "\": " +
-                                              std::to_string(view.nbytes) + " bytes for shape " +
-                                              ShapeString(view.shape) + " in " + DTypeName(view.dtype)));
-      }
-      at::Tensor src = at::from_blob(const_cast<void*>(view.data), view.shape,
-                                     at::TensorOptions().dtype(ToScalarType(view.dtype)));
       m->params_[spec.name] = src.to(device(), dtype_, /*non_blocking=*/false, /*copy=*/true);
       given.erase(it);
     }
-    for (const auto& [name, view] : given) {
+    for (const auto& [name, tensor] : given) {
       if (config_.tie_word_embeddings && name == "lm_head.weight") continue;
       throw ModelError(InvalidArgumentError("unexpected tensor \"" + name + "\" for model_type " +
                                             ArchName(config_.arch)));

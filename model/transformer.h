@@ -94,6 +94,9 @@ class Transformer {
   // repeated, unknown or misshapen tensor fails with InvalidArgument naming it.
   // Used to swap in published weights next to the serving copy.
   StatusOr<std::unique_ptr<Transformer>> WithWeights(const std::vector<TensorView>& tensors) const;
+  // The same from torch tensors of any device and dtype (converted).
+  StatusOr<std::unique_ptr<Transformer>> WithTensors(
+      const std::map<std::string, at::Tensor>& tensors) const;
 
   KvCache NewCache(int64_t batch, int64_t capacity) const;
 

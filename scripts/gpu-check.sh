@@ -77,8 +77,11 @@ endif()
 add_subdirectory(\${CASCADE_ROOT_DIR}/model \${CMAKE_BINARY_DIR}/model)
 CMAKE
 
+# nccl.h of the nvidia-nccl wheel, for the weight group's NCCL backend (none: gloo only).
+NCCL_INCLUDE=$("$PY" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
 cmake -S "$BUILD/project" -B "$BUILD" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-  -DCASCADE_MODEL_PYTHON="$PY" $(command -v ninja >/dev/null && echo -G Ninja)
+  -DCASCADE_MODEL_PYTHON="$PY" ${NCCL_INCLUDE:+-DNCCL_INCLUDE_DIR="$NCCL_INCLUDE"} \
+  $(command -v ninja >/dev/null && echo -G Ninja)
 cmake --build "$BUILD" -j "$(nproc)"
 
 status=0

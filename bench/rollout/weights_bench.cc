@@ -6,7 +6,10 @@
 //   apply         - RolloutCore::ApplyWeights alone (building the new copy of
 //                   the model from the buffers and swapping it in);
 //   grpc e2e      - SendWeights until the replica acknowledged the version
-//                   (serialise, loopback TCP, reassemble, apply), per bucket size.
+//                   (serialise, loopback TCP, reassemble, apply), per bucket size;
+//   gloo broadcast - the learner's collective transport (RolloutPublisher with
+//                   a weight group of the learner and the replica): broadcast
+//                   over Gloo TCP, build the new model, swap, acknowledge.
 // Sender and replica share this process, hence one heap setting for both
 // (KeepLargeAllocationsInHeap, as `rollout serve`; --default_malloc: glibc's).
 // GB/s = bytes / seconds (1 GB = 1e9 bytes); the best of --repeats runs.
@@ -26,6 +29,7 @@
 #include "model/runtime.h"
 #include "services/rollout/rollout_client.h"
 #include "services/rollout/rollout_core.h"
+#include "services/learner/rollout_publisher.h"
 #include "services/rollout/heap_tuning.h"
 #include "services/rollout/rollout_service.h"
 #include "services/rollout/weights_sender.h"
@@ -141,6 +145,34 @@ int Run(const Args& args) {
     }
     char label[64];
     std::snprintf(label, sizeof(label), "grpc e2e, %zu MiB buckets", bucket_mb);
+    std::printf("%-28s %10.4f %10.2f %11.1fx\n", label, best, gb / best, best / best_memcpy);
+  }
+
+  // 3. Collective broadcast over Gloo on loopback: the learner's publisher
+  //    with the replica in its weight group (formed by the first, untimed
+  //    publish), ReceiveWeights open while the learner broadcasts.
+  auto sender = model::Model::CreateRandom(
+      config, 2, {.device = args.device, .dtype = "float32", .num_threads = args.threads});
+  if (!sender.ok()) {
+    std::fprintf(stderr, "weights_bench: %s\n", sender.status().message().c_str());
+    return 1;
+  }
+  for (size_t bucket_mb : {4, 32, 64}) {
+    learner::RolloutPublisher publisher({.bucket_bytes = bucket_mb << 20,
+                                         .transport = learner::WeightTransport::kCollective});
+    publisher.RegisterReplica((*server)->LocalAddress());
+    double best = 1e30;
+    for (int r = 0; r <= args.repeats; ++r) {
+      auto start = std::chrono::steady_clock::now();
+      absl::Status sent = publisher.PublishModel(++version, {}, **sender);
+      if (!sent.ok() || publisher.broadcasts() != r + 1) {
+        std::fprintf(stderr, "weights_bench: collective: %s\n", sent.ToString().c_str());
+        return 1;
+      }
+      if (r > 0) best = std::min(best, Seconds(start));
+    }
+    char label[64];
+    std::snprintf(label, sizeof(label), "gloo broadcast, %zu MiB", bucket_mb);
     std::printf("%-28s %10.4f %10.2f %11.1fx\n", label, best, gb / best, best / best_memcpy);
   }
   (*server)->Shutdown();

@@ -3,6 +3,12 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// NCCL only where libtorch was built with it: CMake defines USE_C10D_NCCL for
+// CUDA builds of libtorch, and the header itself is empty without it.
+#if defined(USE_C10D_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define CASCADE_LEARNER_NCCL 1
+#endif
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 #include <unistd.h>
@@ -163,53 +169,111 @@ absl::Status DistributedFromEnvironment(DistributedOptions* options) {
 
 struct LearnerCore::Torch {
   std::vector<std::string> names;  // parameter names, in `params` order
+  // The model's parameters (compute dtype): autograd leaves of the forward.
   std::vector<at::Tensor> params;
+  // What the optimizer steps, in `params` order, always float32. Mixed
+  // precision: the tensors of `master`, a float32 twin of the model kept as a
+  // Transformer so that it saves as a Hugging Face directory. float32: the
+  // very tensors of `params` (and `master` is null), so that path is the
+  // plain one, with no copy and no cast.
+  std::vector<at::Tensor> masters;
+  std::unique_ptr<model::Transformer> master;
+  bool mixed = false;
+  at::Device device = at::kCPU;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // null when world_size == 1
+  c10::intrusive_ptr<c10d::ProcessGroup> group;  // null when world_size == 1
+  // Where the group's collectives take their tensors: the CPU for Gloo, the
+  // model's CUDA device for NCCL.
+  at::Device group_device = at::kCPU;
 
+  // Runs `op` on `t`, staged through group_device when `t` lives elsewhere
+  // (the small CPU statistics tensors under NCCL).
+  template <typename Op>
+  void OnGroupDevice(at::Tensor& t, Op&& op) {
+    if (t.device() == group_device) {
+      op(t);
+      return;
+    }
+    at::Tensor staged = t.to(group_device);
+    op(staged);
+    t.copy_(staged);
+  }
   // Sums `t` in place across ranks.
   void AllReduceSum(at::Tensor& t) {
     if (!group) return;
-    std::vector<at::Tensor> v{t};
-    group->allreduce(v)->wait();
+    OnGroupDevice(t, [&](at::Tensor& x) {
+      std::vector<at::Tensor> v{x};
+      group->allreduce(v)->wait();
+    });
   }
   void Broadcast(at::Tensor& t) {
     if (!group) return;
-    std::vector<at::Tensor> v{t};
-    c10d::BroadcastOptions o;
-    o.rootRank = 0;
-    group->broadcast(v, o)->wait();
+    OnGroupDevice(t, [&](at::Tensor& x) {
+      std::vector<at::Tensor> v{x};
+      c10d::BroadcastOptions o;
+      o.rootRank = 0;
+      group->broadcast(v, o)->wait();
+    });
   }
   void Barrier() {
     if (group) group->barrier()->wait();
   }
-  // Gradients as one flat buffer, so a step is one collective, not one per tensor.
+  // The masters' gradients as one flat buffer, so a step is one collective,
+  // not one per tensor.
   void AllReduceGradients() {
     if (!group) return;
     std::vector<at::Tensor> flat;
-    for (auto& p : params) flat.push_back(p.mutable_grad().view(-1));
+    for (auto& p : masters) flat.push_back(p.mutable_grad().view(-1));
     at::Tensor buffer = at::cat(flat);
     AllReduceSum(buffer);
     int64_t offset = 0;
-    for (auto& p : params) {
+    for (auto& p : masters) {
       const int64_t n = p.numel();
       p.mutable_grad().view(-1).copy_(buffer.narrow(0, offset, n));
       offset += n;
     }
   }
+  // Rank 0's masters (hence model weights) to every rank.
   void BroadcastParameters() {
     if (!group) return;
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> flat;
-    for (auto& p : params) flat.push_back(p.detach().view(-1));
+    for (auto& p : masters) flat.push_back(p.detach().view(-1));
     at::Tensor buffer = at::cat(flat);
     Broadcast(buffer);
     int64_t offset = 0;
-    for (auto& p : params) {
+    for (auto& p : masters) {
       const int64_t n = p.numel();
       p.detach().view(-1).copy_(buffer.narrow(0, offset, n));
       offset += n;
+    }
+    CopyMastersToModel();
+  }
+  // Mixed precision: rounds the masters into the model's parameters (the
+  // same rounding as master.to(compute dtype)). A no-op in float32.
+  void CopyMastersToModel() {
+    if (!mixed) return;
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(masters[i]);
+  }
+  // Mixed precision: adds the gradients the last backward left in the
+  // model's parameters into the masters' float32 gradients, then drops them,
+  // so the next micro-batch's backward starts from none (and autograd can
+  // hand its buffer over instead of adding into one).
+  void AccumulateIntoMasters() {
+    if (!mixed) return;
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor& g = params[i].mutable_grad();
+      if (!g.defined()) continue;
+      at::Tensor& mg = masters[i].mutable_grad();
+      if (mg.defined()) {
+        mg.add_(g);  // widened to float32 exactly, then summed in float32
+      } else {
+        mg = g.to(at::kFloat);
+      }
+      g.reset();
     }
   }
 };
@@ -223,35 +287,99 @@ LearnerCore::~LearnerCore() = default;
 
 absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Create(
     std::unique_ptr<model::Model> model, const LearnerOptions& options, std::string source_dir) {
+  return CreateWithMasters(std::move(model), nullptr, options, std::move(source_dir));
+}
+
+absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::CreateWithMasters(
+    std::unique_ptr<model::Model> model, std::unique_ptr<model::Transformer> masters,
+    const LearnerOptions& options, std::string source_dir) {
   if (model == nullptr) return absl::InvalidArgumentError("LearnerCore: null model");
   model::Transformer* t = model->transformer();
-  // bf16 compute with f32 master weights needs a second copy of the weights
-  // and a cast per step; until that exists, training runs in float32 only.
-  if (!t->device().is_cpu() || t->dtype() != at::kFloat) {
+  const at::Device device = t->device();
+  if (!device.is_cpu() && !device.is_cuda()) {
+    return absl::UnimplementedError(absl::StrCat("the learner trains on cpu or cuda, not on ",
+                                                 device.str()));
+  }
+  if (t->dtype() == at::kHalf) {
+    // float16's 5 exponent bits flush small gradients to zero unless the loss
+    // is scaled up first (and the scale tuned to avoid overflow); bfloat16
+    // has float32's range and needs none of that.
     return absl::UnimplementedError(
-        "the learner trains float32 models on CPU only (load the model with dtype float32)");
+        "the learner does not train in float16 (its gradients underflow without loss scaling, "
+        "which is not implemented); use dtype bfloat16 or float32");
+  }
+  if (t->dtype() != at::kFloat && t->dtype() != at::kBFloat16) {
+    return absl::UnimplementedError(absl::StrCat("the learner trains in float32 or bfloat16, not ",
+                                                 c10::toString(t->dtype())));
   }
   const DistributedOptions& d = options.distributed;
   if (d.world_size < 1 || d.rank < 0 || d.rank >= d.world_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("data parallel: rank ", d.rank, " is outside world size ", d.world_size));
   }
+#ifndef CASCADE_LEARNER_NCCL
+  if (device.is_cuda() && d.world_size > 1) {
+    return absl::UnimplementedError(
+        "data parallel on cuda needs NCCL, and this build's libtorch has no NCCL (a CPU-only "
+        "libtorch, or one built without USE_NCCL); run with world size 1 or build against a "
+        "CUDA libtorch");
+  }
+#endif
+  const bool mixed = t->dtype() != at::kFloat;
   std::unique_ptr<LearnerCore> core(new LearnerCore(std::move(model), options, std::move(source_dir)));
   RETURN_IF_ERROR(TorchCall("learner setup", [&]() -> absl::Status {
     model::SetTorchThreads(options.num_threads);  // 0: every hardware thread
     Torch& tc = *core->torch_;
-    for (const auto& [name, p] : core->model_->transformer()->named_parameters()) {
+    tc.mixed = mixed;
+    tc.device = device;
+    const model::Transformer& tr = *core->model_->transformer();
+    if (mixed) {
+      if (masters == nullptr) {
+        // A float32 twin to overwrite: its random values never survive the copy below.
+        model::DeviceOptions f32;
+        f32.device = device.str();
+        f32.dtype = "float32";
+        f32.num_threads = options.num_threads;
+        auto twin = model::Transformer::CreateRandom(tr.config(), model::InitOptions{}, f32);
+        if (!twin.ok()) return FromModel(twin.status());
+        masters = std::move(*twin);
+        at::NoGradGuard no_grad;
+        for (const auto& [name, p] : tr.named_parameters()) {
+          masters->named_parameters().at(name).copy_(p);
+        }
+      }
+      if (masters->dtype() != at::kFloat || masters->device() != device ||
+          masters->named_parameters().size() != tr.named_parameters().size()) {
+        return absl::InternalError("master weights do not match the model");
+      }
+      tc.master = std::move(masters);
+    }
+    for (const auto& [name, p] : tr.named_parameters()) {
       at::Tensor param = p;
       param.requires_grad_(true);
       tc.names.push_back(name);
       tc.params.push_back(param);
+      if (mixed) {
+        auto it = tc.master->named_parameters().find(name);
+        if (it == tc.master->named_parameters().end() || !it->second.sizes().equals(p.sizes())) {
+          return absl::InternalError(absl::StrCat("master weights: ", name, " missing or misshapen"));
+        }
+        at::Tensor master = it->second;
+        master.requires_grad_(true);  // a leaf with a .grad, as the optimizer expects
+        tc.masters.push_back(master);
+      } else {
+        tc.masters.push_back(param);
+      }
     }
+    // The model starts as the masters rounded, whatever rounding the caller
+    // applied when it built the model.
+    tc.CopyMastersToModel();
     const OptimizerOptions& o = options.optimizer;
     tc.optimizer = std::make_unique<torch::optim::AdamW>(
-        tc.params, torch::optim::AdamWOptions(o.learning_rate)
-                       .betas({o.beta1, o.beta2})
-                       .eps(o.eps)
-                       .weight_decay(o.weight_decay));
+        tc.masters, torch::optim::AdamWOptions(o.learning_rate)
+                        .betas({o.beta1, o.beta2})
+                        .eps(o.eps)
+                        .weight_decay(o.weight_decay));
     if (d.world_size > 1) {
       c10d::TCPStoreOptions so;
       so.port = static_cast<uint16_t>(d.master_port);
@@ -259,11 +387,20 @@ absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Create(
       so.numWorkers = static_cast<size_t>(d.world_size);
       so.timeout = std::chrono::seconds(d.timeout_seconds);
       tc.store = c10::make_intrusive<c10d::TCPStore>(d.master_addr, so);
-      auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(d.timeout_seconds));
-      const bool loopback = d.master_addr == "127.0.0.1" || d.master_addr == "localhost";
-      go->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                     : c10d::ProcessGroupGloo::createDefaultDevice());
-      tc.group = c10::make_intrusive<c10d::ProcessGroupGloo>(tc.store, d.rank, d.world_size, go);
+      if (device.is_cuda()) {
+#ifdef CASCADE_LEARNER_NCCL
+        auto no = c10d::ProcessGroupNCCL::Options::create();
+        no->timeout = std::chrono::seconds(d.timeout_seconds);
+        tc.group = c10::make_intrusive<c10d::ProcessGroupNCCL>(tc.store, d.rank, d.world_size, no);
+        tc.group_device = device;
+#endif
+      } else {
+        auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(d.timeout_seconds));
+        const bool loopback = d.master_addr == "127.0.0.1" || d.master_addr == "localhost";
+        go->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                       : c10d::ProcessGroupGloo::createDefaultDevice());
+        tc.group = c10::make_intrusive<c10d::ProcessGroupGloo>(tc.store, d.rank, d.world_size, go);
+      }
       // Every rank starts from rank 0's weights, whatever it loaded.
       tc.BroadcastParameters();
     }
@@ -277,12 +414,26 @@ absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Open(const std::string
   const bool is_checkpoint = fs::exists(fs::path(dir) / kManifestFile);
   if (is_checkpoint) RETURN_IF_ERROR(VerifyManifest(dir));
   model::RuntimeOptions ro;
-  ro.device = "cpu";
-  ro.dtype = "float32";
+  ro.device = options.device;
+  ro.dtype = options.dtype;
   ro.num_threads = options.num_threads;
   auto loaded = model::Model::Load(dir, ro);
   if (!loaded.ok()) return FromModel(loaded.status());
-  ASSIGN_OR_RETURN(auto core, Create(std::move(*loaded), options, dir));
+  std::unique_ptr<model::Transformer> masters;
+  if ((*loaded)->transformer()->dtype() == at::kBFloat16) {
+    // The masters straight from the files: a float32 source (or a checkpoint,
+    // which holds the masters) keeps every bit instead of passing through
+    // the rounded model.
+    model::DeviceOptions f32;
+    f32.device = (*loaded)->transformer()->device().str();
+    f32.dtype = "float32";
+    f32.num_threads = options.num_threads;
+    auto t = model::Transformer::Load(dir, f32);
+    if (!t.ok()) return FromModel(t.status());
+    masters = std::move(*t);
+  }
+  ASSIGN_OR_RETURN(auto core,
+                   CreateWithMasters(std::move(*loaded), std::move(masters), options, dir));
   // The weights came with Model::Load from the verified directory.
   if (is_checkpoint) {
     RETURN_IF_ERROR(core->RestoreCheckpoint(dir, /*verified=*/true, /*load_weights=*/false));
@@ -291,6 +442,12 @@ absl::StatusOr<std::unique_ptr<LearnerCore>> LearnerCore::Open(const std::string
 }
 
 int64_t LearnerCore::version() const { return step_; }
+
+const model::Transformer& LearnerCore::master_weights() const {
+  return torch_->master != nullptr ? *torch_->master : *model_->transformer();
+}
+
+bool LearnerCore::mixed_precision() const { return torch_->mixed; }
 
 double LearnerCore::ScheduledLearningRate(int64_t steps) const {
   const OptimizerOptions& o = options_.optimizer;
@@ -333,12 +490,18 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
       return absl::InvalidArgumentError("the batch has no assistant tokens (loss_mask all 0)");
     }
     stats.tokens = total_tokens;
-    for (auto& p : tc.params) {
+    for (auto& p : tc.masters) {
       if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    if (tc.mixed) {
+      for (auto& p : tc.params) p.mutable_grad().reset();
     }
 
     // 2. Micro-batches: forward, sum of weighted token log-probs, backward
-    //    scaled by the global normaliser; gradients accumulate in .grad.
+    //    scaled by the global normaliser; gradients accumulate in the
+    //    masters' .grad (float32: the parameters' own .grad; mixed: the
+    //    compute-dtype gradients are added in after each backward).
+    const at::Device dev = tc.device;
     const int64_t budget =
         batch.micro_batch_tokens > 0 ? batch.micro_batch_tokens : options_.micro_batch_tokens;
     double loss_sum = 0, entropy_sum = 0, mismatch_sum = 0, mismatch_count = 0;
@@ -366,10 +529,10 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
           }
         }
       }
-      at::Tensor ids_t = at::tensor(ids, at::kLong).view({b, len});
-      at::Tensor valid_t = at::tensor(valid_v, at::kByte).view({b, len}).to(at::kBool);
-      at::Tensor mask_t = at::tensor(mask, at::kByte).view({b, len}).to(at::kBool);
-      at::Tensor adv_t = at::tensor(adv, at::kFloat).view({b, len});
+      at::Tensor ids_t = at::tensor(ids, at::kLong).view({b, len}).to(dev);
+      at::Tensor valid_t = at::tensor(valid_v, at::kByte).view({b, len}).to(dev, at::kBool);
+      at::Tensor mask_t = at::tensor(mask, at::kByte).view({b, len}).to(dev, at::kBool);
+      at::Tensor adv_t = at::tensor(adv, at::kFloat).view({b, len}).to(dev);
       at::Tensor positions = (valid_t.to(at::kLong).cumsum(1) - 1).clamp_min(0);
       at::Tensor hidden = tr->Hidden(ids_t, positions, valid_t, nullptr);
       // Only assistant positions reach the vocabulary projection: position
@@ -383,18 +546,19 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
       at::Tensor token_lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
       at::Tensor loss_part = -(weights * token_lp).sum();
       (loss_part / static_cast<double>(total_tokens)).backward();
+      tc.AccumulateIntoMasters();
       loss_sum += loss_part.item<double>();
       {
         at::NoGradGuard no_grad;
         at::Tensor lp = logp.detach();
         entropy_sum += (-(lp.exp() * lp).sum(-1)).sum().item<double>();
-        at::Tensor r = at::tensor(rollout, at::kFloat);
-        at::Tensor has = at::tensor(has_rollout, at::kByte).to(at::kBool);
+        at::Tensor r = at::tensor(rollout, at::kFloat).to(dev);
+        at::Tensor has = at::tensor(has_rollout, at::kByte).to(dev, at::kBool);
         mismatch_sum += (r - token_lp.detach()).abs().masked_fill(has.logical_not(), 0).sum().item<double>();
         mismatch_count += has.sum().item<double>();
       }
     }
-    for (auto& p : tc.params) {
+    for (auto& p : tc.masters) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     }
     // 3. Sum the per-rank gradients and statistics: every term was already
@@ -431,20 +595,22 @@ absl::StatusOr<StepStats> LearnerCore::TrainStep(const Batch& batch) {
   RETURN_IF_ERROR(TorchCall("optimizer step", [&]() -> absl::Status {
     // PyTorch's clip_grad_norm_: the L2 norm of the per-tensor norms, and a
     // scale of max_norm / (norm + 1e-6) applied only when it is below 1.
+    // Both on the float32 masters' gradients and weights.
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> norms;
-    for (const auto& p : tc.params) norms.push_back(p.grad().norm());
+    for (const auto& p : tc.masters) norms.push_back(p.grad().norm());
     const double norm = at::stack(norms).norm().item<double>();
     stats.grad_norm = norm;
     const double max_norm = options_.optimizer.max_grad_norm;
     if (max_norm > 0 && max_norm / (norm + 1e-6) < 1.0) {
-      for (auto& p : tc.params) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
+      for (auto& p : tc.masters) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
     }
     const double lr = batch.learning_rate > 0 ? batch.learning_rate : ScheduledLearningRate(step_);
     for (auto& group : tc.optimizer->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     }
     tc.optimizer->step();
+    tc.CopyMastersToModel();
     stats.learning_rate = lr;
     return absl::OkStatus();
   }));
@@ -468,7 +634,19 @@ absl::Status LearnerCore::SaveCheckpoint(const std::string& dir) {
             if (fs::exists(p)) extra.push_back(p.string());
           }
         }
-        model::Status saved = model_->Save(staging, extra, "float32");
+        // The float32 masters in mixed precision: a checkpoint that held the
+        // rounded model would lose the updates smaller than a bfloat16 step
+        // on resume. Stored as float32 either way, so it opens in either
+        // precision and in transformers unchanged.
+        model::Status saved;
+        if (tc.master != nullptr) {
+          model::SaveOptions so;
+          so.dtype = "float32";
+          so.extra_files = extra;
+          saved = tc.master->Save(staging, so);
+        } else {
+          saved = model_->Save(staging, extra, "float32");
+        }
         if (!saved.ok()) return FromModel(saved);
         RETURN_IF_ERROR(TorchCall("saving optimizer/RNG state", [&]() -> absl::Status {
           torch::save(*tc.optimizer, (fs::path(staging) / kOptimizerFile).string());
@@ -514,8 +692,8 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
   std::unique_ptr<model::Transformer> loaded;
   if (load_weights) {
     model::DeviceOptions d;
-    d.device = "cpu";
-    d.dtype = "float32";
+    d.device = torch_->device.str();
+    d.dtype = "float32";  // the masters' dtype, which the checkpoint holds
     d.num_threads = options_.num_threads;
     auto t = model::Transformer::Load(dir, d);
     if (!t.ok()) return FromModel(t.status());
@@ -540,16 +718,18 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
       }
     }
     auto optimizer = std::make_unique<torch::optim::AdamW>(
-        tc.params, static_cast<const torch::optim::AdamWOptions&>(tc.optimizer->defaults()));
-    torch::load(*optimizer, (fs::path(dir) / kOptimizerFile).string());
+        tc.masters, static_cast<const torch::optim::AdamWOptions&>(tc.optimizer->defaults()));
+    // Onto the masters' device, wherever the writer kept its state.
+    torch::load(*optimizer, (fs::path(dir) / kOptimizerFile).string(), tc.device);
     at::Tensor rng;
     torch::load(rng, (fs::path(dir) / kRngFile).string());
     // 2. Commit.
     if (loaded != nullptr) {
       at::NoGradGuard no_grad;
-      for (size_t i = 0; i < tc.params.size(); ++i) {
-        tc.params[i].copy_(loaded->named_parameters().at(tc.names[i]));
+      for (size_t i = 0; i < tc.masters.size(); ++i) {
+        tc.masters[i].copy_(loaded->named_parameters().at(tc.names[i]));
       }
+      tc.CopyMastersToModel();
     }
     tc.optimizer = std::move(optimizer);
     at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the state
@@ -578,20 +758,31 @@ absl::Status LearnerCore::BroadcastBytes(std::string* bytes) {
 
 absl::Status LearnerCore::PublishWeights(WeightPublisher& publisher) {
   std::vector<TensorView> views;
+  // Host copies of device parameters; they must outlive Publish().
+  std::vector<at::Tensor> host;
   for (size_t i = 0; i < torch_->params.size(); ++i) {
-    const at::Tensor& p = torch_->params[i];
+    at::Tensor p = torch_->params[i];
     if (!p.is_contiguous()) {
       return absl::InternalError(absl::StrCat(torch_->names[i], ": parameter is not contiguous"));
     }
+    if (!p.is_cpu()) {
+      RETURN_IF_ERROR(TorchCall("copying weights to the host", [&]() -> absl::Status {
+        host.push_back(p.detach().to(at::kCPU));
+        return absl::OkStatus();
+      }));
+      p = host.back();
+    }
     TensorView v;
     v.name = torch_->names[i];
-    v.dtype = "float32";
+    // The compute dtype: mixed precision publishes what the model computes
+    // with (bfloat16), which is what a bfloat16 replica would round to anyway.
+    v.dtype = p.scalar_type() == at::kBFloat16 ? "bfloat16" : "float32";
     v.shape.assign(p.sizes().begin(), p.sizes().end());
     v.data = absl::Span<const uint8_t>(static_cast<const uint8_t*>(p.data_ptr()),
                                        static_cast<size_t>(p.nbytes()));
     views.push_back(std::move(v));
   }
-  return publisher.Publish(step_, views);
+  return publisher.PublishModel(step_, views, *model_);
 }
 
 }  // namespace cascade::learner

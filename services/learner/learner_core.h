@@ -1,7 +1,22 @@
 // The learner's training logic without gRPC: GRPO and SFT steps on a
 // model::Model, AdamW with gradient clipping and an LR schedule, micro-batches
-// with gradient accumulation, data parallelism over torch c10d (Gloo on CPU),
-// and atomic, checksummed checkpoints.
+// with gradient accumulation, data parallelism over torch c10d (Gloo on CPU,
+// NCCL on CUDA where libtorch has it), and atomic, checksummed checkpoints.
+//
+// Precision. A float32 model trains in place: the optimizer steps the model's
+// own parameters. A bfloat16 model trains with float32 master weights (the
+// classic mixed-precision scheme):
+//   1. forward and backward run through the bfloat16 model;
+//   2. after each micro-batch its bfloat16 gradients are added into float32
+//      gradients of the masters, so accumulation over micro-batches does not
+//      round at bfloat16 precision;
+//   3. all-reduce over ranks, clipping and AdamW act on the float32 masters
+//      and their float32 optimizer state;
+//   4. the masters are rounded into the model's parameters, which therefore
+//      always equal master.to(bfloat16).
+// Checkpoints hold the float32 masters, so resuming loses nothing and a
+// checkpoint opens in either precision. float16 compute is refused: without
+// loss scaling its gradients underflow (use bfloat16).
 //
 // GRPO (DESIGN.md §1), strict on-policy, no KL: every sequence i carries its
 // advantage A_i; with o_i its assistant tokens (loss_mask = 1),
@@ -82,6 +97,13 @@ struct LearnerOptions {
   int64_t micro_batch_tokens = 8192;
   // CPU intra-op threads (0: every hardware thread).
   int num_threads = 0;
+  // Where Open() places the model: "cpu", "cuda" or "cuda:N". Create() takes
+  // the model where it already is.
+  std::string device = "cpu";
+  // Compute dtype Open() loads the model in: "float32" (trains in place) or
+  // "bfloat16" (float32 master weights, see the header comment); "float16" is
+  // refused. Create() takes the model's own dtype.
+  std::string dtype = "float32";
 };
 
 struct Sequence {
@@ -131,7 +153,7 @@ struct StepStats {
 // A borrowed view of one parameter for weight publishing.
 struct TensorView {
   std::string name;            // Hugging Face name
-  std::string dtype;           // "float32"
+  std::string dtype;           // the compute dtype: "float32" or "bfloat16"
   std::vector<int64_t> shape;
   absl::Span<const uint8_t> data;  // contiguous, little-endian
 };
@@ -144,6 +166,13 @@ class WeightPublisher {
   // Returns once every replica acknowledged `version` (or with an error).
   [[nodiscard]] virtual absl::Status Publish(int64_t version,
                                              const std::vector<TensorView>& tensors) = 0;
+  // Publish, also given the model whose parameters `tensors` view, for
+  // transports that move tensors themselves (collective broadcast).
+  [[nodiscard]] virtual absl::Status PublishModel(int64_t version,
+                                                  const std::vector<TensorView>& tensors,
+                                                  const model::Model& model) {
+    return Publish(version, tensors);
+  }
   // Adds a replica that must receive every version from now on; returns the
   // number registered. The next Publish() brings it to the current version.
   virtual int RegisterReplica(const std::string& address) = 0;
@@ -152,15 +181,19 @@ class WeightPublisher {
 
 class LearnerCore {
  public:
-  // Takes ownership of a float32 CPU model. For data parallel runs this
-  // blocks until every rank joined, then makes all ranks start from rank 0's
-  // weights. `source_dir` (may be empty) supplies tokenizer files copied into
-  // checkpoints.
+  // Takes ownership of a float32 or bfloat16 model on the CPU or a CUDA
+  // device; a bfloat16 model's float32 masters start as its weights widened
+  // (Open starts them from the files instead, losing nothing). For data
+  // parallel runs this blocks until every rank joined, then makes all ranks
+  // start from rank 0's weights. `source_dir` (may be empty) supplies
+  // tokenizer files copied into checkpoints.
   static absl::StatusOr<std::unique_ptr<LearnerCore>> Create(std::unique_ptr<model::Model> model,
                                                              const LearnerOptions& options,
                                                              std::string source_dir = "");
   // Loads a Hugging Face directory, or a checkpoint written by
-  // SaveCheckpoint (then the optimizer, step and RNG state resume too).
+  // SaveCheckpoint (then the optimizer, step and RNG state resume too), on
+  // options.device in options.dtype. In bfloat16 the float32 masters are read
+  // from the directory's own tensors, not widened from the rounded model.
   static absl::StatusOr<std::unique_ptr<LearnerCore>> Open(const std::string& dir,
                                                            const LearnerOptions& options);
   ~LearnerCore();
@@ -173,9 +206,10 @@ class LearnerCore {
   [[nodiscard]] absl::StatusOr<StepStats> TrainStep(const Batch& batch);
 
   // The first half of TrainStep: clears the gradients and accumulates those of
-  // `batch` over micro-batches, all-reduced across ranks; no optimizer step.
-  // Returned stats have every field but grad_norm/learning_rate. Public so
-  // tests can compare the gradients with a direct computation.
+  // `batch` over micro-batches, all-reduced across ranks, into the float32
+  // gradients of master_weights(); no optimizer step. Returned stats have
+  // every field but grad_norm/learning_rate. Public so tests can compare the
+  // gradients with a direct computation.
   [[nodiscard]] absl::StatusOr<StepStats> ComputeGradients(const Batch& batch);
 
   // Writes model (Hugging Face), optimizer, step and RNG state to `dir`
@@ -185,7 +219,9 @@ class LearnerCore {
   // corrupt file). The model architecture must match.
   [[nodiscard]] absl::Status LoadCheckpoint(const std::string& dir);
 
-  // Hands the current weights to `publisher` under version().
+  // Hands the current weights to `publisher` under version(), in the compute
+  // dtype (bfloat16 in mixed precision: what the rollout replicas serve, at
+  // half the bytes of the masters).
   [[nodiscard]] absl::Status PublishWeights(WeightPublisher& publisher);
 
   // Collective: rank 0's `bytes` replace every other rank's (a no-op with
@@ -198,13 +234,25 @@ class LearnerCore {
   double ScheduledLearningRate(int64_t steps) const;
 
   int64_t version() const;
+  // The model in its compute dtype (what forwards and publishing use).
   const model::Model& model() const { return *model_; }
+  // The float32 weights the optimizer steps, with their gradients after
+  // ComputeGradients: a separate copy in mixed precision, the model itself
+  // when it computes in float32.
+  const model::Transformer& master_weights() const;
+  // True when the model computes in bfloat16 and float32 masters are kept.
+  bool mixed_precision() const;
   const LearnerOptions& options() const { return options_; }
 
  private:
-  struct Torch;  // optimizer and process group (learner_core.cc)
+  struct Torch;  // masters, optimizer and process group (learner_core.cc)
   LearnerCore(std::unique_ptr<model::Model> model, const LearnerOptions& options,
               std::string source_dir);
+  // Create's work; `masters` (null: built from the model's weights) is the
+  // float32 copy a bfloat16 model trains through, unused for float32 models.
+  static absl::StatusOr<std::unique_ptr<LearnerCore>> CreateWithMasters(
+      std::unique_ptr<model::Model> model, std::unique_ptr<model::Transformer> masters,
+      const LearnerOptions& options, std::string source_dir);
   // LoadCheckpoint's work; Open skips what it has already done.
   [[nodiscard]] absl::Status RestoreCheckpoint(const std::string& dir, bool verified,
                                                bool load_weights);

@@ -1,7 +1,8 @@
 // learner: the trainable policy of Cascade.
 //
 //   learner init --arch {qwen3,qwen2,llama} ... --out DIR
-//   learner serve --model DIR [--address HOST:PORT] [--rank R --world-size N
+//   learner serve --model DIR [--address HOST:PORT] [--device cpu|cuda[:N]]
+//                 [--dtype float32|bfloat16] [--rank R --world-size N
 //                 --master HOST:PORT] [optimizer flags]
 //
 // `serve` on rank 0 exposes the Learner gRPC service; the other ranks of a
@@ -22,6 +23,7 @@
 #include "common/metrics.h"
 #include "common/server.h"
 #include "model/cli.h"
+#include "model/weight_group.h"
 #include "services/learner/learner_core.h"
 #include "services/learner/learner_service.h"
 #include "services/learner/rollout_publisher.h"
@@ -57,6 +59,10 @@ int Serve(int argc, char** argv) {
   double lr = 1e-6, weight_decay = 0.01, max_grad_norm = 1.0, min_lr_ratio = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "constant";
+  std::string device = "cpu", dtype = "float32";
+  std::string weight_transport = "grpc", weight_group_backend = "gloo";
+  std::string weight_group_address = "127.0.0.1";
+  int weight_group_port = 29600, weight_group_timeout_s = 60, weight_bucket_mb = 32;
   FlagSet flags("learner serve", "Runs the Learner gRPC service (rank 0) until SIGTERM.");
   flags.AddString("model", &model_dir,
                   "Hugging Face model directory or learner checkpoint to start from", true);
@@ -73,6 +79,10 @@ int Serve(int argc, char** argv) {
   flags.AddInt("dp-timeout-s", &dp_timeout_s,
                "longest wait in a collective, seconds (followers idle this long between steps fail)");
   flags.AddInt("threads", &threads, "CPU intra-op threads (0 = every core)");
+  flags.AddString("device", &device, "where the model trains: cpu, cuda or cuda:N");
+  flags.AddString("dtype", &dtype,
+                  "compute dtype: float32, or bfloat16 (float32 master weights and optimizer "
+                  "state; publishes bfloat16); float16 is refused (no loss scaling)");
   flags.AddInt("micro-batch-tokens", &micro_batch_tokens, "default micro-batch budget (padded tokens)");
   flags.AddDouble("lr", &lr, "peak learning rate");
   flags.AddString("schedule", &schedule, "LR schedule: constant, linear_warmup or cosine");
@@ -84,11 +94,43 @@ int Serve(int argc, char** argv) {
   flags.AddDouble("beta2", &beta2, "AdamW beta2");
   flags.AddDouble("eps", &eps, "AdamW epsilon");
   flags.AddDouble("max-grad-norm", &max_grad_norm, "gradient clipping norm (<= 0 = off)");
+  flags.AddString("weight-transport", &weight_transport,
+                  "how versions reach the rollout replicas: grpc (chunked streams) or collective "
+                  "(one broadcast to a weight group; falls back to streams when it fails)");
+  flags.AddString("weight-group-backend", &weight_group_backend,
+                  "collective backend: gloo (CPU buffers) or nccl (GPU to GPU)");
+  flags.AddString("weight-group-address", &weight_group_address,
+                  "this learner's address as the replicas reach it (its pod's DNS name)");
+  flags.AddInt("weight-group-port", &weight_group_port,
+               "port of the weight group's rendezvous store (0 = any free port)");
+  flags.AddInt("weight-group-timeout-s", &weight_group_timeout_s,
+               "limit for forming the weight group and for each broadcast");
+  flags.AddInt("weight-bucket-mb", &weight_bucket_mb, "MiB per weight message or broadcast bucket");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
 
+  auto transport = ParseWeightTransport(weight_transport);
+  if (!transport.ok()) return flags.ExitForParseError(transport.status());
+  if (*transport == WeightTransport::kCollective) {
+    model::Status backend = model::WeightGroupBackendAvailable(weight_group_backend);
+    if (!backend.ok()) {
+      return flags.ExitForParseError(absl::InvalidArgumentError(
+          absl::StrCat("--weight-group-backend: ", backend.message())));
+    }
+  }
+  if (weight_group_timeout_s < 1 || weight_bucket_mb < 1 || weight_group_port < 0) {
+    return flags.ExitForParseError(absl::InvalidArgumentError(
+        "--weight-group-timeout-s and --weight-bucket-mb must be positive, --weight-group-port "
+        "non-negative"));
+  }
+  if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16") {
+    return flags.ExitForParseError(absl::InvalidArgumentError(absl::StrCat(
+        "--dtype \"", dtype, "\": expected one of: float32, bfloat16, float16")));
+  }
   LearnerOptions options;
   options.num_threads = threads;
+  options.device = device;
+  options.dtype = dtype;
   options.micro_batch_tokens = micro_batch_tokens;
   OptimizerOptions& o = options.optimizer;
   o.learning_rate = lr;
@@ -142,9 +184,14 @@ int Serve(int argc, char** argv) {
     CASCADE_LOG(INFO) << "rank " << d.rank << " stopped";
     return kExitOk;
   }
-  // Rollout replicas get every published version over chunked gRPC streams;
-  // more register at run time with RegisterRollout.
-  RolloutPublisher publisher;
+  // Rollout replicas get every published version over chunked gRPC streams
+  // or by broadcast; more register at run time with RegisterRollout.
+  RolloutPublisher publisher({.bucket_bytes = static_cast<size_t>(weight_bucket_mb) << 20,
+                              .transport = *transport,
+                              .group_backend = weight_group_backend,
+                              .group_address = weight_group_address,
+                              .group_port = weight_group_port,
+                              .group_timeout = absl::Seconds(weight_group_timeout_s)});
   for (absl::string_view address : absl::StrSplit(rollouts, ',', absl::SkipEmpty())) {
     publisher.RegisterReplica(std::string(address));
   }

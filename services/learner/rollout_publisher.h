@@ -1,5 +1,17 @@
-// Publishes the learner's weights to rollout replicas over gRPC (chunked
-// UpdateWeights streams, services/rollout/weights_sender.h).
+// Publishes the learner's weights to rollout replicas, over one of two
+// transports:
+//   - grpc (default): a chunked UpdateWeights stream per replica
+//     (services/rollout/weights_sender.h); needs only the replicas' addresses,
+//     and each replica succeeds or fails on its own.
+//   - collective: the learner and all registered replicas form a weight
+//     group (model/weight_group.h, Gloo or NCCL) through the replicas'
+//     JoinWeightGroup RPC, and every version is one broadcast from the
+//     learner while each replica's ReceiveWeights call is open. The group is
+//     formed on the first publish and again whenever the registered replicas
+//     change or a broadcast failed. When forming or broadcasting fails (a
+//     replica down or incompatible), that publish falls back to the gRPC
+//     streams, so a dead replica costs at most the group's timeout, never a
+//     version.
 //
 // Strict on-policy needs every replica on the new version before the next
 // step, so Publish() waits for every acknowledgement and fails, naming the
@@ -20,27 +32,55 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cascade/v1/rollout.grpc.pb.h"
+#include "model/weight_group.h"
 #include "services/learner/learner_core.h"
 
 namespace cascade::learner {
 
+enum class WeightTransport { kGrpc, kCollective };
+
+// "grpc" or "collective".
+absl::StatusOr<WeightTransport> ParseWeightTransport(const std::string& name);
+
 struct RolloutPublisherOptions {
-  // Bytes per UpdateWeights message (tensors are split or packed to fit).
+  // Bytes per UpdateWeights message or broadcast bucket (tensors are split
+  // or packed to fit).
   size_t bucket_bytes = size_t{32} << 20;
   // Time for one publication to every replica.
   absl::Duration timeout = absl::Minutes(5);
+  WeightTransport transport = WeightTransport::kGrpc;
+  // Collective transport: backend ("gloo" or "nccl"), the address and port
+  // the replicas reach this learner's rendezvous store at (port 0: any free
+  // port, for tests and single hosts), and the limit for forming the group
+  // and for each broadcast.
+  std::string group_backend = "gloo";
+  std::string group_address = "127.0.0.1";
+  int group_port = 0;
+  absl::Duration group_timeout = absl::Seconds(60);
 };
 
 class RolloutPublisher : public WeightPublisher {
  public:
   explicit RolloutPublisher(RolloutPublisherOptions options = {}) : options_(options) {}
 
-  // Adds `address` (host:port); registering an address again is a no-op.
-  // Returns the number of registered replicas.
+  // Adds `address` (host:port). Registering an address again (a restarted
+  // replica) reconnects to it and marks it behind, so the next Publish sends
+  // it the current version. Returns the number of registered replicas.
   int RegisterReplica(const std::string& address) override;
 
   // Sends `version` to every replica not yet holding it; OK once all hold it.
+  // Over gRPC streams whatever the transport (no model at hand).
   absl::Status Publish(int64_t version, const std::vector<TensorView>& tensors) override;
+
+  // Publish with the learner's model, whose parameters `tensors` view: the
+  // collective transport broadcasts from the model itself.
+  absl::Status PublishModel(int64_t version, const std::vector<TensorView>& tensors,
+                            const model::Model& model) override;
+
+  // Versions that went out by broadcast, and publishes that fell back to
+  // gRPC streams after a collective failure.
+  int64_t broadcasts() const;
+  int64_t fallbacks() const;
 
   // Replicas that acknowledged `version`.
   int AcknowledgedCount(int64_t version) const;
@@ -53,12 +93,28 @@ class RolloutPublisher : public WeightPublisher {
     int64_t acknowledged_version = -1;  // -1: nothing acknowledged yet
   };
 
+  // The gRPC path of Publish and of the collective fallback.
+  absl::Status PublishStreams(int64_t version, const std::vector<TensorView>& tensors)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  // One broadcast of `model` as `version` to `members` (forming the group first if needed).
+  absl::Status Broadcast(int64_t version, const model::Model& model,
+                         const std::vector<Replica*>& members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  absl::Status FormGroup(const model::Model& model, const std::vector<Replica*>& members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+
   const RolloutPublisherOptions options_;
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);
+  int64_t broadcasts_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t fallbacks_ ABSL_GUARDED_BY(mu_) = 0;
   // Publications are serialised: two concurrent streams of different
   // versions to one replica would race on its version.
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The weight group and the replicas it was formed with, in rank order.
+  std::unique_ptr<model::WeightGroup> group_ ABSL_GUARDED_BY(publish_mu_);
+  std::vector<std::string> group_members_ ABSL_GUARDED_BY(publish_mu_);
+  int64_t formations_ ABSL_GUARDED_BY(publish_mu_) = 0;
 };
 
 }  // namespace cascade::learner

@@ -533,15 +533,46 @@ absl::Status RolloutCore::ApplyWeights(int64_t version,
                                      error.message()));
   }
   current.reset();
+  Swap(version, std::move(*next));
+  metrics_->weight_update_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status RolloutCore::ApplyModel(int64_t version, std::unique_ptr<model::Model> next) {
+  if (version < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("weights version ", version, " is negative"));
+  }
+  if (next == nullptr) return absl::InvalidArgumentError("ApplyModel: null model");
+  absl::MutexLock apply_lock(&apply_mu_);
+  const std::vector<model::ParameterInfo> given = next->Parameters();
+  const std::vector<model::ParameterInfo> served = model()->Parameters();
+  bool same = given.size() == served.size();
+  for (size_t i = 0; same && i < given.size(); ++i) {
+    same = given[i].name == served[i].name && given[i].shape == served[i].shape;
+  }
+  if (!same) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weights version ", version,
+        " rejected (still serving the previous version): its parameters differ from the served "
+        "model's"));
+  }
+  Swap(version, std::move(next));
+  return absl::OkStatus();
+}
+
+void RolloutCore::Swap(int64_t version, std::unique_ptr<model::Model> next) {
   {
     absl::MutexLock lock(&mu_);
-    model_ = std::shared_ptr<const model::Model>(std::move(*next));
+    model_ = std::shared_ptr<const model::Model>(std::move(next));
     version_ = version;
   }
   metrics_->version->Set(static_cast<double>(version));
   metrics_->weight_updates->Increment();
-  metrics_->weight_update_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  return absl::OkStatus();
+}
+
+std::shared_ptr<const model::Model> RolloutCore::model() const {
+  absl::MutexLock lock(&mu_);
+  return model_;
 }
 
 absl::Status RolloutCore::ApplyWeightsFromDir(int64_t version, const std::string& dir) {

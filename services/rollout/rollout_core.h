@@ -148,6 +148,13 @@ class RolloutCore {
   [[nodiscard]] absl::Status ApplyWeights(int64_t version,
                                           const std::vector<model::TensorView>& tensors);
 
+  // Serves `model` (built elsewhere, e.g. received by collective broadcast;
+  // same architecture as the one served) as `version`.
+  [[nodiscard]] absl::Status ApplyModel(int64_t version, std::unique_ptr<model::Model> model);
+
+  // The model served now (kept alive by the pointer even after a swap).
+  std::shared_ptr<const model::Model> model() const;
+
   // ApplyWeights with the safetensors of a model directory on shared
   // storage (WeightsHeader.model); config.json is not re-read.
   [[nodiscard]] absl::Status ApplyWeightsFromDir(int64_t version, const std::string& dir);
@@ -171,6 +178,8 @@ class RolloutCore {
   using Deferred = std::vector<std::function<void()>>;
 
   void SchedulerLoop();
+  // Serves `next` as `version` (the end of every weight update).
+  void Swap(int64_t version, std::unique_ptr<model::Model> next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
   // Takes queued sequences of `batch_version` while `*tokens_in_flight` plus
   // their reservation fits the budget. Requests that end here (cancelled,
   // stale) append their DoneCallback call to `deferred`.

@@ -8,7 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_status.h"
+#include "model/weight_group.h"
 #include "services/rollout/weights_assembler.h"
 
 namespace cascade::rollout {
@@ -271,12 +273,157 @@ class RolloutServiceImpl::UpdateReactor
   std::unique_ptr<WeightsAssembler> assembler_;
 };
 
+// A weight group being met or met: `joined` fires when the meeting ended,
+// successfully (`group` set) or not (`error`).
+struct RolloutServiceImpl::WeightGroupState {
+  std::string id;
+  model::DType wire = model::DType::kF32;
+  int timeout_seconds = 60;
+  absl::Notification joined;
+  std::unique_ptr<model::WeightGroup> group;  // written once, before `joined`
+  absl::Status error;
+};
+
 RolloutServiceImpl::RolloutServiceImpl(RolloutCore* core, RolloutServiceOptions options)
     : core_(core),
       options_(std::move(options)),
+      join_pool_({.name = "rollout-join", .threads = 2, .queue_capacity = 4}),
       apply_pool_({.name = "rollout-weights",
                    .threads = 1,
                    .queue_capacity = options_.max_queued_weight_updates}) {}
+
+grpc::ServerUnaryReactor* RolloutServiceImpl::JoinWeightGroup(
+    grpc::CallbackServerContext* context, const cascade::v1::JoinWeightGroupRequest* request,
+    cascade::v1::JoinWeightGroupResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto refuse = [reactor](const absl::Status& error) {
+    reactor->Finish(ToGrpcStatus(error));
+    return reactor;
+  };
+  if (request->group_id().empty()) {
+    return refuse(absl::InvalidArgumentError("JoinWeightGroupRequest.group_id: required"));
+  }
+  model::Status backend = model::WeightGroupBackendAvailable(request->backend());
+  if (!backend.ok()) {
+    return refuse(absl::Status(static_cast<absl::StatusCode>(backend.code()), backend.message()));
+  }
+  // The broadcast walks the parameters in order: names and shapes must match.
+  const std::vector<model::ParameterInfo> mine = core_->Parameters();
+  if (request->parameters_size() != static_cast<int>(mine.size())) {
+    return refuse(absl::InvalidArgumentError(
+        absl::StrCat("weight group: the learner sends ", request->parameters_size(),
+                     " parameters, this replica's model has ", mine.size())));
+  }
+  model::DType wire = model::DType::kF32;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const cascade::v1::ParameterSpec& theirs = request->parameters(static_cast<int>(i));
+    const std::vector<int64_t> shape(theirs.shape().begin(), theirs.shape().end());
+    if (theirs.name() != mine[i].name || shape != mine[i].shape) {
+      return refuse(absl::InvalidArgumentError(absl::StrCat(
+          "weight group: parameter ", i, " is \"", theirs.name(), "\" on the learner but \"",
+          mine[i].name, "\" on this replica, or their shapes differ")));
+    }
+    model::StatusOr<model::DType> dtype = model::ParseTorchDType(theirs.dtype());
+    if (!dtype.ok() || (i > 0 && *dtype != wire)) {
+      return refuse(absl::InvalidArgumentError(absl::StrCat(
+          "weight group: parameter \"", theirs.name(), "\": dtype \"", theirs.dtype(),
+          "\" (expected one of float32, bfloat16, float16, the same for every parameter)")));
+    }
+    wire = *dtype;
+  }
+  auto state = std::make_shared<WeightGroupState>();
+  state->id = request->group_id();
+  state->wire = wire;
+  state->timeout_seconds = request->timeout_s() > 0 ? request->timeout_s() : 60;
+  model::WeightGroupOptions options;
+  options.backend = request->backend();
+  options.master_address = request->master_address();
+  options.master_port = request->master_port();
+  options.world_size = request->world_size();
+  options.rank = request->rank();
+  options.group_id = request->group_id();
+  options.timeout_seconds = state->timeout_seconds;
+  absl::Status scheduled = join_pool_.TrySchedule([state, options] {
+    model::StatusOr<std::unique_ptr<model::WeightGroup>> joined = model::WeightGroup::Join(options);
+    if (joined.ok()) {
+      state->group = std::move(*joined);
+    } else {
+      state->error = absl::Status(static_cast<absl::StatusCode>(joined.status().code()),
+                                  absl::StrCat("weight group ", options.group_id, ": ",
+                                               joined.status().message()));
+    }
+    state->joined.Notify();
+  });
+  if (!scheduled.ok()) {
+    return refuse(absl::ResourceExhaustedError(
+        absl::StrCat("weight group: too many meetings pending (", scheduled.message(), ")")));
+  }
+  {
+    absl::MutexLock lock(&group_mu_);
+    group_ = std::move(state);
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RolloutServiceImpl::ReceiveWeights(
+    grpc::CallbackServerContext* context, const cascade::v1::ReceiveWeightsRequest* request,
+    cascade::v1::UpdateWeightsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status scheduled = apply_pool_.TrySchedule([this, reactor, request, response] {
+    reactor->Finish(ToGrpcStatus(Receive(*request, response)));
+  });
+  if (!scheduled.ok()) {
+    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat("too many weight updates waiting; retry later (", scheduled.message(), ")"))));
+  }
+  return reactor;
+}
+
+absl::Status RolloutServiceImpl::Receive(const cascade::v1::ReceiveWeightsRequest& request,
+                                         cascade::v1::UpdateWeightsResponse* response) {
+  const absl::Time start = absl::Now();
+  if (request.bucket_bytes() <= 0) {
+    return absl::InvalidArgumentError("ReceiveWeightsRequest.bucket_bytes: must be positive");
+  }
+  std::shared_ptr<WeightGroupState> state;
+  {
+    absl::MutexLock lock(&group_mu_);
+    state = group_;
+  }
+  if (state == nullptr || state->id != request.group_id()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("weight group \"", request.group_id(),
+                     "\" is not the one this replica joined; join it first"));
+  }
+  if (!state->joined.WaitForNotificationWithTimeout(absl::Seconds(state->timeout_seconds))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("weight group ", state->id, ": the members did not meet in time"));
+  }
+  auto drop = [this, &state] {
+    absl::MutexLock lock(&group_mu_);
+    if (group_ == state) group_.reset();
+  };
+  if (state->group == nullptr) {
+    drop();
+    return state->error;
+  }
+  model::StatusOr<std::unique_ptr<model::Model>> received = state->group->Receive(
+      *core_->model(), state->wire, static_cast<size_t>(request.bucket_bytes()));
+  if (!received.ok()) {
+    // A broken broadcast leaves the group unusable on every rank.
+    drop();
+    return absl::Status(static_cast<absl::StatusCode>(received.status().code()),
+                        absl::StrCat("weights version ", request.version(),
+                                     " not received (still serving the previous version): ",
+                                     received.status().message()));
+  }
+  absl::Status applied = core_->ApplyModel(request.version(), std::move(*received));
+  if (!applied.ok()) return applied;
+  response->set_version(core_->policy_version());
+  response->set_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
 
 grpc::ServerWriteReactor<cascade::v1::GenerateResponse>* RolloutServiceImpl::Generate(
     grpc::CallbackServerContext* context, const cascade::v1::GenerateRequest* request) {

@@ -11,6 +11,12 @@
 // copy takes long enough that it must not occupy a gRPC callback thread). A
 // stream that is cancelled or stops short of the header's totals is dropped,
 // and the old version keeps serving.
+//
+// JoinWeightGroup / ReceiveWeights are the collective transport
+// (model/weight_group.h): Join checks the learner's parameter list against
+// the served model, answers, and meets the group on a background thread;
+// ReceiveWeights runs on the same thread as UpdateWeights' applies, waits for
+// that meeting, receives the broadcast and swaps the result in.
 #ifndef CASCADE_SERVICES_ROLLOUT_ROLLOUT_SERVICE_H_
 #define CASCADE_SERVICES_ROLLOUT_ROLLOUT_SERVICE_H_
 
@@ -19,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "cascade/v1/rollout.grpc.pb.h"
 #include "common/worker_pool.h"
 #include "services/rollout/rollout_core.h"
@@ -45,13 +53,30 @@ class RolloutServiceImpl : public cascade::v1::Rollout::CallbackService {
   grpc::ServerUnaryReactor* GetState(grpc::CallbackServerContext* context,
                                      const cascade::v1::GetRolloutStateRequest* request,
                                      cascade::v1::RolloutState* response) override;
+  grpc::ServerUnaryReactor* JoinWeightGroup(grpc::CallbackServerContext* context,
+                                            const cascade::v1::JoinWeightGroupRequest* request,
+                                            cascade::v1::JoinWeightGroupResponse* response) override;
+  grpc::ServerUnaryReactor* ReceiveWeights(grpc::CallbackServerContext* context,
+                                           const cascade::v1::ReceiveWeightsRequest* request,
+                                           cascade::v1::UpdateWeightsResponse* response) override;
 
  private:
   class GenerateReactor;
   class UpdateReactor;
+  struct WeightGroupState;
+
+  // ReceiveWeights' work, on the apply thread.
+  absl::Status Receive(const cascade::v1::ReceiveWeightsRequest& request,
+                       cascade::v1::UpdateWeightsResponse* response);
 
   RolloutCore* const core_;
   const RolloutServiceOptions options_;
+  // The newest weight group this replica was asked to join.
+  absl::Mutex group_mu_;
+  std::shared_ptr<WeightGroupState> group_ ABSL_GUARDED_BY(group_mu_);
+  // Declared after what their tasks use, so they stop first.
+  // Meets weight groups (each meeting blocks until the group is complete).
+  WorkerPool join_pool_;
   // Applies completed weight updates, one at a time.
   WorkerPool apply_pool_;
 };

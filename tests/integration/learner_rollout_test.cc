@@ -193,5 +193,132 @@ TEST_CASE("every published version reaches both replicas and a restarted replica
   fs::remove_all(fs::path(model_dir).parent_path());
 }
 
+TEST_CASE("the collective transport broadcasts every version and falls back to streams when a replica dies",
+          "[integration]") {
+  const std::string model_dir = InitModel();
+  auto replica_a = std::make_unique<Replica>(model_dir, "127.0.0.1:0");
+  auto replica_b = std::make_unique<Replica>(model_dir, "127.0.0.1:0");
+  const std::string address_b = absl::StrCat("127.0.0.1:", replica_b->server->port());
+
+  learner::LearnerOptions options;
+  options.optimizer.learning_rate = 1e-2;
+  options.num_threads = 1;
+  auto core = learner::LearnerCore::Open(model_dir, options);
+  REQUIRE(core.ok());
+  // Small buckets: every version takes many broadcasts.
+  learner::RolloutPublisher publisher({.bucket_bytes = 16 << 10,
+                                       .transport = learner::WeightTransport::kCollective,
+                                       .group_timeout = absl::Seconds(5)});
+  learner::LearnerServiceImpl service(core->get(), {.publisher = &publisher});
+  auto server = GrpcServer::Start({.address = "127.0.0.1:0"}, {&service});
+  REQUIRE(server.ok());
+  auto learner_client = learner::LearnerClient::Connect((*server)->LocalAddress());
+  auto stub = cascade::v1::Learner::NewStub(MakeChannel((*server)->LocalAddress()));
+
+  REQUIRE(*Register(*stub, replica_a->server->LocalAddress()) == 1);
+  REQUIRE(*Register(*stub, address_b) == 2);
+
+  // 1. Every version is one broadcast to both replicas; they serve it on-policy.
+  const int64_t broadcasts_before = publisher.broadcasts();
+  for (int64_t version = 0; version < 3; ++version) {
+    Replica& sampler = version % 2 == 0 ? *replica_a : *replica_b;
+    auto step = learner_client->TrainStep(RolloutBatch(*sampler.client, version));
+    REQUIRE(step.ok());
+    CHECK(step->logprob_mismatch() < 1e-4);
+    auto published = Publish(*stub);
+    REQUIRE(published.ok());
+    CHECK(published->acknowledged() == 2);
+    CHECK(replica_a->Version() == version + 1);
+    CHECK(replica_b->Version() == version + 1);
+  }
+  CHECK(publisher.broadcasts() == broadcasts_before + 3);
+  CHECK(publisher.fallbacks() == 0);
+
+  // 2. B dies: the broadcast fails, the version still reaches A over a
+  //    stream, and the error names B.
+  replica_b.reset();
+  auto step = learner_client->TrainStep(RolloutBatch(*replica_a->client, 3));
+  REQUIRE(step.ok());
+  auto published = Publish(*stub);
+  REQUIRE_FALSE(published.ok());
+  CHECK_THAT(std::string(published.status().message()),
+             Catch::Contains("1 of 2 rollout replicas acknowledged version 4") &&
+                 Catch::Contains(address_b));
+  // At least once: the channel's retry policy repeats the UNAVAILABLE call.
+  CHECK(publisher.fallbacks() >= 1);
+  CHECK(replica_a->Version() == 4);
+  auto on_policy = learner_client->TrainStep(RolloutBatch(*replica_a->client, 4));
+  REQUIRE(on_policy.ok());
+  CHECK(on_policy->logprob_mismatch() < 1e-4);
+
+  // 3. B restarts at version 0 and registers: a new group is formed with
+  //    both replicas and the current version is broadcast to them.
+  replica_b = std::make_unique<Replica>(model_dir, address_b);
+  const int64_t broadcasts_before_restart = publisher.broadcasts();
+  REQUIRE(Register(*stub, address_b).ok());
+  CHECK(replica_b->Version() == 5);
+  CHECK(publisher.broadcasts() == broadcasts_before_restart + 1);
+  const int64_t fallbacks = publisher.fallbacks();
+  auto caught_up = learner_client->TrainStep(RolloutBatch(*replica_b->client, 5));
+  REQUIRE(caught_up.ok());
+  CHECK(caught_up->logprob_mismatch() < 1e-4);
+  auto republished = Publish(*stub);
+  REQUIRE(republished.ok());
+  CHECK(republished->acknowledged() == 2);
+  CHECK(replica_a->Version() == 6);
+  CHECK(replica_b->Version() == 6);
+  CHECK(publisher.broadcasts() == broadcasts_before_restart + 2);
+  CHECK(publisher.fallbacks() == fallbacks);
+
+  (*server)->Shutdown();
+  fs::remove_all(fs::path(model_dir).parent_path());
+}
+
+TEST_CASE("a replica refuses a weight group whose parameters do not match its model",
+          "[integration]") {
+  const std::string model_dir = InitModel();
+  Replica replica(model_dir, "127.0.0.1:0");
+  auto stub = cascade::v1::Rollout::NewStub(MakeChannel(replica.server->LocalAddress()));
+  cascade::v1::JoinWeightGroupRequest join;
+  join.set_group_id("g1");
+  join.set_backend("gloo");
+  join.set_master_address("127.0.0.1");
+  join.set_master_port(1);
+  join.set_world_size(2);
+  join.set_rank(1);
+  for (const model::ParameterInfo& info : replica.core->Parameters()) {
+    cascade::v1::ParameterSpec* spec = join.add_parameters();
+    spec->set_name(info.name);
+    spec->set_dtype("float32");
+    for (int64_t d : info.shape) spec->add_shape(d);
+  }
+  join.mutable_parameters(1)->set_shape(0, 7);
+  auto call = [&](const cascade::v1::JoinWeightGroupRequest& request) {
+    grpc::ClientContext context;
+    SetCallTimeout(context, absl::Seconds(30));
+    cascade::v1::JoinWeightGroupResponse response;
+    return FromGrpcStatus(stub->JoinWeightGroup(&context, request, &response));
+  };
+  absl::Status refused = call(join);
+  CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.message()), Catch::Contains(join.parameters(1).name()));
+
+  join.set_backend("mpi");
+  CHECK(call(join).code() == absl::StatusCode::kInvalidArgument);
+
+  // Receiving for a group never joined is refused; the version is unchanged.
+  grpc::ClientContext context;
+  SetCallTimeout(context, absl::Seconds(30));
+  cascade::v1::ReceiveWeightsRequest receive;
+  receive.set_group_id("g1");
+  receive.set_version(1);
+  receive.set_bucket_bytes(1 << 20);
+  cascade::v1::UpdateWeightsResponse response;
+  CHECK(FromGrpcStatus(stub->ReceiveWeights(&context, receive, &response)).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(replica.Version() == 0);
+  fs::remove_all(fs::path(model_dir).parent_path());
+}
+
 }  // namespace
 }  // namespace cascade

@@ -57,6 +57,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <random>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -1024,9 +1025,12 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options)
   impl->options = options;
   caps.running_as_root = geteuid() == 0;
   // Unique per Sandbox, so two sandboxes in one process (tests, benchmarks)
-  // never share a work root or cgroup.
+  // never share a work root or cgroup. The random part keeps processes apart
+  // whose pids coincide: every process started in its own PID namespace is
+  // pid 1, while /tmp and the cgroup tree are shared.
   static std::atomic<int> instances{0};
-  const std::string name = absl::StrCat("cascade-sandbox-", getpid(), "-", instances++);
+  const std::string name = absl::StrCat("cascade-sandbox-", getpid(), "-", instances++, "-",
+                                        absl::Hex(std::random_device{}(), absl::kZeroPad8));
 
   // Seccomp.
   absl::StatusOr<std::vector<sock_filter>> program = BuildSeccompProgram();

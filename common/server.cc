@@ -67,7 +67,8 @@ int WaitForTerminationSignal() {
 }
 
 int ServeUntilTerminated(absl::string_view name, const ServerOptions& options, int metrics_port,
-                         const std::vector<grpc::Service*>& services, absl::string_view detail) {
+                         const std::vector<grpc::Service*>& services, absl::string_view detail,
+                         const std::function<void(int port)>& on_started) {
   if (metrics_port >= 0) {
     auto port = StartMetricsExposer(metrics_port);
     if (!port.ok()) {
@@ -82,6 +83,7 @@ int ServeUntilTerminated(absl::string_view name, const ServerOptions& options, i
     return 1;
   }
   CASCADE_LOG(INFO) << name << " listening on port " << (*server)->port() << detail;
+  if (on_started) on_started((*server)->port());
   WaitForTerminationSignal();
   (*server)->Shutdown();
   CASCADE_LOG(INFO) << name << " stopped";

@@ -12,6 +12,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,9 +77,12 @@ int WaitForTerminationSignal();
 //   3. waits for SIGTERM/SIGINT, then drains (GrpcServer::Shutdown).
 // Returns the process exit code (0, or 1 when a start failed). The caller
 // blocked the termination signals first (BlockTerminationSignals).
+// `on_started`, when given, runs on the calling thread once the server
+// listens, with its port (e.g. to register with a peer).
 int ServeUntilTerminated(absl::string_view name, const ServerOptions& options, int metrics_port,
                          const std::vector<grpc::Service*>& services,
-                         absl::string_view detail = "");
+                         absl::string_view detail = "",
+                         const std::function<void(int port)>& on_started = nullptr);
 
 }  // namespace cascade
 

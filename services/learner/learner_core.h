@@ -177,6 +177,9 @@ class WeightPublisher {
   // number registered. The next Publish() brings it to the current version.
   virtual int RegisterReplica(const std::string& address) = 0;
   virtual int replica_count() const = 0;
+  // The newest version `address` acknowledged (-1: none, not registered, or
+  // not tracked by this publisher).
+  virtual int64_t AcknowledgedVersion(const std::string& address) const { return -1; }
 };
 
 class LearnerCore {

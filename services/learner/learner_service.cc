@@ -298,7 +298,16 @@ grpc::ServerUnaryReactor* LearnerServiceImpl::RegisterRollout(
     response->set_replicas(options_.publisher->RegisterReplica(request->address()));
     // Catch-up: a new or restarted replica gets the current version now, so
     // it can serve the next step; replicas already holding it are skipped.
-    return core_->PublishWeights(*options_.publisher);
+    absl::Status published = core_->PublishWeights(*options_.publisher);
+    // The caller asked for itself: another replica being down is the next
+    // PublishWeights' concern, not a reason to make this one register again.
+    if (!published.ok() &&
+        options_.publisher->AcknowledgedVersion(request->address()) == core_->version()) {
+      CASCADE_LOG(WARNING) << request->address() << " registered at version " << core_->version()
+                           << "; other replicas are behind: " << published.message();
+      return absl::OkStatus();
+    }
+    return published;
   });
 }
 

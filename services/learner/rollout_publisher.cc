@@ -262,6 +262,14 @@ int RolloutPublisher::AcknowledgedCount(int64_t version) const {
   return count;
 }
 
+int64_t RolloutPublisher::AcknowledgedVersion(const std::string& address) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& replica : replicas_) {
+    if (replica->address == address) return replica->acknowledged_version;
+  }
+  return -1;
+}
+
 int RolloutPublisher::replica_count() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(replicas_.size());

@@ -84,6 +84,7 @@ class RolloutPublisher : public WeightPublisher {
 
   // Replicas that acknowledged `version`.
   int AcknowledgedCount(int64_t version) const;
+  int64_t AcknowledgedVersion(const std::string& address) const override;
   int replica_count() const override;
 
  private:

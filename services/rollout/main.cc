@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "model/cli.h"
 #include "model/runtime.h"
 #include "services/rollout/heap_tuning.h"
+#include "services/rollout/learner_registration.h"
 #include "services/rollout/rollout_core.h"
 #include "services/rollout/rollout_service.h"
 #include "tokenizer/tokenize_command.h"
@@ -91,6 +93,7 @@ int Serve(int argc, char** argv) {
   int max_batch_tokens = 16384;
   int max_queued_requests = 256;
   int version = 0;
+  std::string learner, advertise;
   FlagSet flags("rollout serve",
                 "Serves generation from a Hugging Face model directory until SIGTERM. New\n"
                 "weights arrive through UpdateWeights; requests name the version they need.");
@@ -107,6 +110,12 @@ int Serve(int argc, char** argv) {
   flags.AddInt("max_queued_requests", &max_queued_requests,
                "requests waiting before RESOURCE_EXHAUSTED");
   flags.AddInt("version", &version, "policy version of the weights in --model (0 = base model)");
+  flags.AddString("learner", &learner,
+                  "learner host:port to register with once listening (RegisterRollout, retried "
+                  "until it answers); empty: the learner lists this replica itself");
+  flags.AddString("advertise", &advertise,
+                  "this replica's host:port as the learner reaches it (default: the --address "
+                  "host, or this machine's host name when it is a wildcard, and the bound port)");
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   if (max_batch_tokens < 1 || max_queued_requests < 1 || version < 0) {
@@ -141,8 +150,18 @@ int Serve(int argc, char** argv) {
     };
   }
   RolloutServiceImpl service(&core, service_options);
-  return ServeUntilTerminated("rollout", {.address = address}, metrics_port, {&service},
-                              absl::StrCat(" serving version ", version));
+  std::unique_ptr<LearnerRegistration> registration;
+  const int code = ServeUntilTerminated(
+      "rollout", {.address = address}, metrics_port, {&service},
+      absl::StrCat(" serving version ", version), [&](int port) {
+        if (learner.empty()) return;
+        registration = std::make_unique<LearnerRegistration>(LearnerRegistrationOptions{
+            .learner = learner,
+            .advertised = advertise.empty() ? DefaultAdvertisedAddress(address, port) : advertise});
+        registration->Start();
+      });
+  registration.reset();  // stops a registration still retrying
+  return code;
 }
 
 }  // namespace

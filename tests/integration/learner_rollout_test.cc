@@ -3,6 +3,11 @@
 // before the next step, the rollout-vs-learner log-prob mismatch stays ~0,
 // a dead replica does not stop the others, and a restarted replica catches
 // up to the current version when it registers again.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -26,6 +31,19 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kLearnerBinary = std::string(CASCADE_BIN_DIR) + "/learner";
+const std::string kRolloutBinary = std::string(CASCADE_BIN_DIR) + "/rollout";
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
 
 std::string InitModel() {
   std::string root = (fs::temp_directory_path() / "cascade_sync_XXXXXX").string();
@@ -317,6 +335,49 @@ TEST_CASE("a replica refuses a weight group whose parameters do not match its mo
   CHECK(FromGrpcStatus(stub->ReceiveWeights(&context, receive, &response)).code() ==
         absl::StatusCode::kFailedPrecondition);
   CHECK(replica.Version() == 0);
+  fs::remove_all(fs::path(model_dir).parent_path());
+}
+
+TEST_CASE("a rollout replica started with --learner registers itself, even before the learner is up",
+          "[integration]") {
+  const std::string model_dir = InitModel();
+  const std::string learner_address = absl::StrCat("127.0.0.1:", FreePort());
+  testing::Subprocess replica({kRolloutBinary, "serve", "--model", model_dir, "--address",
+                               "127.0.0.1:0", "--metrics_port", "-1", "--threads", "1",
+                               "--learner", learner_address});
+  auto listening = replica.WaitForStderr("listening on port", absl::Seconds(60));
+  INFO(replica.Stderr());
+  REQUIRE(listening.has_value());
+  const int replica_port = testing::ParseListeningPort(*listening);
+  absl::SleepFor(absl::Seconds(1));  // the learner is not up yet
+
+  testing::Subprocess learner({kLearnerBinary, "serve", "--model", model_dir, "--address",
+                               learner_address, "--metrics-port", "-1", "--threads", "1", "--lr",
+                               "1e-2"});
+  INFO(learner.Stderr());
+  REQUIRE(replica.WaitForStderr("registered with the learner", absl::Seconds(60)).has_value());
+  CHECK_THAT(replica.Stderr(), Catch::Contains(absl::StrCat("as 127.0.0.1:", replica_port)));
+
+  // The learner now publishes to the replica it never listed: strict
+  // on-policy steps work through it.
+  auto rollout_client = rollout::RolloutClient::Connect(absl::StrCat("127.0.0.1:", replica_port));
+  auto learner_client = learner::LearnerClient::Connect(learner_address);
+  auto stub = cascade::v1::Learner::NewStub(MakeChannel(learner_address));
+  for (int64_t version = 0; version < 2; ++version) {
+    auto step = learner_client->TrainStep(RolloutBatch(*rollout_client, version));
+    REQUIRE(step.ok());
+    CHECK(step->logprob_mismatch() < 1e-4);
+    auto published = Publish(*stub);
+    REQUIRE(published.ok());
+    CHECK(published->acknowledged() == 1);
+    auto state = rollout_client->GetState();
+    REQUIRE(state.ok());
+    CHECK(state->policy_version() == version + 1);
+  }
+  replica.Signal(SIGTERM);
+  learner.Signal(SIGTERM);
+  CHECK(replica.Wait(absl::Seconds(30)) == 0);
+  CHECK(learner.Wait(absl::Seconds(30)) == 0);
   fs::remove_all(fs::path(model_dir).parent_path());
 }
 

@@ -17,9 +17,12 @@ std::string DurationJson(absl::Duration duration) {
 
 }  // namespace
 
-std::string RetryServiceConfigJson(const ChannelOptions& options) {
-  // An empty "name" entry applies the policy to every method of every service.
-  return absl::StrCat(R"({"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":)",
+std::string ChannelServiceConfigJson(const ChannelOptions& options) {
+  // round_robin keeps a connection to every resolved address and spreads
+  // calls over the ready ones; with one address it behaves like pick_first.
+  // An empty "name" entry applies the retry policy to every method.
+  return absl::StrCat(R"({"loadBalancingConfig":[{"round_robin":{}}],)",
+                      R"("methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":)",
                       options.max_attempts, R"(,"initialBackoff":")",
                       DurationJson(options.initial_backoff), R"(","maxBackoff":")",
                       DurationJson(options.max_backoff),
@@ -29,7 +32,7 @@ std::string RetryServiceConfigJson(const ChannelOptions& options) {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options) {
   grpc::ChannelArguments args;
-  args.SetServiceConfigJSON(RetryServiceConfigJson(options));
+  args.SetServiceConfigJSON(ChannelServiceConfigJson(options));
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));

@@ -1,6 +1,12 @@
 // Client channels with the project's defaults: retries for UNAVAILABLE
-// declared in the service config (not hand-written loops), keepalive, large
-// messages, and a deadline helper every call site uses.
+// declared in the service config (not hand-written loops), round-robin over
+// every address the target resolves to, keepalive, large messages, and a
+// deadline helper every call site uses.
+//
+// Targets: "host:port" (DNS), "dns:///name:port" (every address of a headless
+// Kubernetes Service: calls spread over all the pods behind it) or
+// "ipv4:a:p1,b:p2" (a fixed list). Servers that scale out set a maximum
+// connection age (ServerOptions) so clients re-resolve and find new pods.
 #ifndef CASCADE_COMMON_CHANNEL_H_
 #define CASCADE_COMMON_CHANNEL_H_
 
@@ -30,8 +36,9 @@ struct ChannelOptions {
   int max_receive_message_bytes = 256 << 20;
 };
 
-// The service-config JSON that declares the retry policy (exposed for tests).
-std::string RetryServiceConfigJson(const ChannelOptions& options);
+// The service-config JSON: the retry policy and the round_robin load-balancing
+// policy (exposed for tests).
+std::string ChannelServiceConfigJson(const ChannelOptions& options);
 
 // An insecure channel to `target` ("host:port") with the options above.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,

@@ -30,7 +30,20 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(10);
   // Largest request accepted.
   int max_receive_message_bytes = 256 << 20;
+  // After this long a connection is closed gracefully (GOAWAY; calls in
+  // flight finish), so clients of a scaled-out service re-resolve its name
+  // and spread over pods that started since. Infinite: never.
+  absl::Duration max_connection_age = absl::InfiniteDuration();
 };
+
+// Help text and value of the `--max_connection_age_s` flag of services that
+// scale out behind one DNS name (0 or less: never).
+inline constexpr char kMaxConnectionAgeHelp[] =
+    "close client connections after this many seconds, so clients find newly scaled replicas "
+    "(0 = never)";
+inline absl::Duration MaxConnectionAgeFromSeconds(double seconds) {
+  return seconds > 0 ? absl::Seconds(seconds) : absl::InfiniteDuration();
+}
 
 // Owns a started grpc::Server. Thread-safe.
 class GrpcServer {

@@ -26,7 +26,7 @@ const std::vector<std::string>& TopLevelKeys() {
 const std::vector<std::string>& ServiceKeys() {
   static const auto* keys = new std::vector<std::string>{
       "embedded", "rollout", "learner", "verifier", "reward_model", "reward_model_dir",
-      "judge_dir", "threads", "call_timeout_s", "unavailable_timeout_s"};
+      "judge_dir", "threads", "call_timeout_s", "unavailable_timeout_s", "items_per_call"};
   return *keys;
 }
 // Keys a stage may set; "defaults" may set any of them but name.
@@ -513,6 +513,8 @@ absl::StatusOr<CascadeConfig> ParseCascadeConfig(absl::string_view text, const s
     RETURN_IF_ERROR(Expect(services.call_timeout_s > 0, at.Key("call_timeout_s"), "must be > 0"));
     ASSIGN_OR_RETURN(services.unavailable_timeout_s, GetNumberOr(s, "unavailable_timeout_s", at, 120.0));
     RETURN_IF_ERROR(Expect(services.unavailable_timeout_s > 0, at.Key("unavailable_timeout_s"), "must be > 0"));
+    ASSIGN_OR_RETURN(services.items_per_call, GetIntOr(s, "items_per_call", at, services.items_per_call));
+    RETURN_IF_ERROR(Expect(services.items_per_call >= 1, at.Key("items_per_call"), "must be >= 1"));
   } else {
     return root.Key("services").Error(
         "required: {\"embedded\": true} or the addresses of rollout, learner, verifier and reward_model");

@@ -143,6 +143,10 @@ struct ServicesConfig {
   double call_timeout_s = 600.0;
   // How long a service may stay unreachable (all replicas) before the job fails.
   double unavailable_timeout_s = 120.0;
+  // Verifier and reward-model items per call. A step's items go out as
+  // ceil(items / items_per_call) concurrent calls (at least one per address),
+  // so a single "dns:///" address of a scaled-out service reaches every pod.
+  int64_t items_per_call = 64;
 };
 
 struct CascadeConfig {

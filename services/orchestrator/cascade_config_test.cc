@@ -144,6 +144,8 @@ TEST_CASE("malformed cascades get errors naming the JSON path and what was expec
        "services.learner", "required"},
       {"bad address", [](Json& d) { d["services"]["rollout"] = Json::array({"host-without-port"}); },
        "services.rollout[0]", "host:port"},
+      {"zero items per call", [](Json& d) { d["services"]["items_per_call"] = 0; }, "services.items_per_call",
+       "must be >= 1"},
       {"empty stage list", [](Json& d) { d["stages"] = Json::array(); }, "cascade.json: stages",
        "non-empty list"},
       {"unknown dataset field", [](Json& d) {

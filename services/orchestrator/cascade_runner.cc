@@ -1,6 +1,8 @@
 #include "services/orchestrator/cascade_runner.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -37,16 +39,26 @@ std::string WeightsSha256(const std::string& checkpoint_dir) {
   return manifest["sha256"].value("model.safetensors", "");
 }
 
-// Runs fn(0..n-1) on up to n threads (n is a handful of replicas).
-void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
-  if (n <= 1) {
-    if (n == 1) fn(0);
-    return;
-  }
+// Runs fn(0..n-1) on min(n, max_threads) threads, each taking the next index.
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t max_threads = SIZE_MAX) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) fn(i);
+  };
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < n; ++i) threads.emplace_back(fn, i);
-  fn(0);
+  for (size_t t = 1; t < std::min(n, max_threads); ++t) threads.emplace_back(work);
+  work();
   for (auto& t : threads) t.join();
+}
+
+// Calls in flight at once to one scored service (verifier, reward model).
+constexpr size_t kMaxConcurrentScoreCalls = 32;
+
+// How many calls carry `items` items to a service with `addresses` entries:
+// enough that none exceeds items_per_call, and at least one per address.
+size_t ScoreCallCount(size_t items, size_t addresses, int64_t items_per_call) {
+  const size_t by_size = (items + static_cast<size_t>(items_per_call) - 1) / static_cast<size_t>(items_per_call);
+  return std::min(items, std::max(addresses, by_size));
 }
 
 // "<stage>-<steps done>-<name>": sorts oldest first.
@@ -328,9 +340,10 @@ absl::StatusOr<std::vector<std::vector<double>>> CascadeRunner::Verify(
   }
   std::vector<std::vector<double>> rewards(examples.size());
   for (size_t i = 0; i < examples.size(); ++i) rewards[i].resize(answers[i].size(), 0.0);
-  // Items are sharded across replicas; a shard whose replica dies moves to
-  // another one (ReplicaPool), so the step completes.
-  const size_t shards = std::min(items.size(), services_.verifier->size());
+  // Items are sharded across calls and the calls across replicas; a shard
+  // whose replica dies moves to another one (ReplicaPool), so the step
+  // completes.
+  const size_t shards = ScoreCallCount(items.size(), services_.verifier->size(), config_.services.items_per_call);
   std::vector<absl::Status> statuses(shards);
   ParallelFor(shards, [&](size_t shard) {
     std::vector<verifier::ClientItem> part;
@@ -357,7 +370,7 @@ absl::StatusOr<std::vector<std::vector<double>>> CascadeRunner::Verify(
       }
       rewards[i][j] = reward;
     }
-  });
+  }, kMaxConcurrentScoreCalls);
   for (const absl::Status& s : statuses) RETURN_IF_ERROR(s);
   return rewards;
 }
@@ -373,13 +386,27 @@ absl::StatusOr<std::vector<std::vector<double>>> CascadeRunner::RewardModelScore
       items.push_back(std::move(item));
     }
   }
-  ASSIGN_OR_RETURN(std::vector<float> scores,
-                   services_.reward_model->Call(0, [&](reward_model::RewardModelClientInterface& client) {
-                     return client.Score(items, absl::Seconds(config_.services.call_timeout_s));
-                   }));
-  if (scores.size() != items.size()) {
-    return absl::InternalError(StrCat("reward model returned ", scores.size(), " scores for ", items.size(), " items"));
-  }
+  // Contiguous shards, one call each, spread over the replicas.
+  const size_t shards = ScoreCallCount(items.size(), services_.reward_model->size(), config_.services.items_per_call);
+  std::vector<float> scores(items.size());
+  std::vector<absl::Status> statuses(shards);
+  ParallelFor(shards, [&](size_t shard) {
+    const size_t begin = items.size() * shard / shards;
+    const size_t end = items.size() * (shard + 1) / shards;
+    std::vector<reward_model::ClientScoreItem> part(items.begin() + begin, items.begin() + end);
+    auto part_scores = services_.reward_model->Call(shard, [&](reward_model::RewardModelClientInterface& client) {
+      return client.Score(part, absl::Seconds(config_.services.call_timeout_s));
+    });
+    if (!part_scores.ok()) {
+      statuses[shard] = part_scores.status();
+    } else if (part_scores->size() != part.size()) {
+      statuses[shard] = absl::InternalError(
+          StrCat("reward model returned ", part_scores->size(), " scores for ", part.size(), " items"));
+    } else {
+      std::copy(part_scores->begin(), part_scores->end(), scores.begin() + begin);
+    }
+  }, kMaxConcurrentScoreCalls);
+  for (const absl::Status& s : statuses) RETURN_IF_ERROR(s);
   std::vector<std::vector<double>> out(examples.size());
   size_t k = 0;
   for (size_t i = 0; i < examples.size(); ++i) {

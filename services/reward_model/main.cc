@@ -165,6 +165,7 @@ int Serve(int argc, char** argv) {
   int metrics_port = 9105;
   int max_requests = 4;
   int token_budget = 8192;
+  double max_connection_age_s = 120.0;
   RewardModelOptions options;
   FlagSet flags("reward_model serve",
                 "Runs the RewardModel gRPC service (Score with --model, Judge with\n"
@@ -177,6 +178,7 @@ int Serve(int argc, char** argv) {
   flags.AddInt("token_budget", &token_budget, "tokens per forward batch");
   flags.AddInt("threads", &options.net.num_threads, "CPU threads (0 = all)");
   flags.AddString("device", &options.net.device, "cpu, cuda or cuda:N");
+  flags.AddDouble("max_connection_age_s", &max_connection_age_s, kMaxConnectionAgeHelp);
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
   if (model_dir.empty() && judge_dir.empty()) {
@@ -190,7 +192,9 @@ int Serve(int argc, char** argv) {
     return kExitFailure;
   }
   RewardModelServiceImpl service(core->get(), {.max_concurrent_requests = max_requests});
-  return ServeUntilTerminated("reward_model", {.address = address}, metrics_port, {&service},
+  const ServerOptions server_options{
+      .address = address, .max_connection_age = MaxConnectionAgeFromSeconds(max_connection_age_s)};
+  return ServeUntilTerminated("reward_model", server_options, metrics_port, {&service},
                               std::string(model_dir.empty() ? "" : " with a reward model") +
                                   (judge_dir.empty() ? "" : " with a judge"));
 }

@@ -124,6 +124,7 @@ int Serve(int argc, char** argv) {
   int queue_capacity = 4096;
   int max_requests = 16;
   double item_timeout_s = 0.0;
+  double max_connection_age_s = 120.0;
   std::string judge_address;
   FlagSet flags("verifier serve", "Runs the Verifier gRPC service until SIGTERM.");
   flags.AddString("judge_address", &judge_address,
@@ -136,6 +137,7 @@ int Serve(int argc, char** argv) {
   flags.AddInt("max_requests", &max_requests, "Verify calls processed at once");
   flags.AddDouble("item_timeout_s", &item_timeout_s,
                   "default time limit per item, seconds (0 = backend default: 10, code 120)");
+  flags.AddDouble("max_connection_age_s", &max_connection_age_s, kMaxConnectionAgeHelp);
   auto positional = flags.Parse(argc, argv, /*first=*/2);
   if (!positional.ok()) return flags.ExitForParseError(positional.status());
 
@@ -152,7 +154,9 @@ int Serve(int argc, char** argv) {
   ApplyItemTimeoutFlag(item_timeout_s, options);
   VerifierCore core(std::move(*backends), options);
   VerifierServiceImpl service(&core, {.max_concurrent_requests = max_requests});
-  return ServeUntilTerminated("verifier", {.address = address}, metrics_port, {&service},
+  const ServerOptions server_options{
+      .address = address, .max_connection_age = MaxConnectionAgeFromSeconds(max_connection_age_s)};
+  return ServeUntilTerminated("verifier", server_options, metrics_port, {&service},
                               " with backends " + absl::StrJoin(names, ","));
 }
 

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -206,6 +207,41 @@ TEST_CASE("a verifier replica killed mid-step: the step completes on the other r
   const std::string out = (Workspace() / "failover").string();
   const std::vector<StepRecord> steps = Steps(out + "/jobs.db", OnlyJobId(out + "/jobs.db"));
   CHECK(steps.size() == 7);
+}
+
+TEST_CASE("one address naming two verifier replicas: a step's calls reach both") {
+  std::vector<std::unique_ptr<testing::Subprocess>> replicas;
+  std::vector<int> grpc_ports, metrics_ports;
+  for (int i = 0; i < 2; ++i) {
+    replicas.push_back(std::make_unique<testing::Subprocess>(std::vector<std::string>{
+        kVerifier, "serve", "--address", "127.0.0.1:0", "--metrics_port", "0", "--backends", "math"}));
+    auto log = replicas.back()->WaitForStderr("listening on port", absl::Seconds(30));
+    REQUIRE(log.has_value());
+    grpc_ports.push_back(testing::ParseListeningPort(*log));
+    metrics_ports.push_back(testing::ParseMetricsPort(*log));
+    REQUIRE(metrics_ports.back() > 0);
+  }
+  // One target resolving to both replicas, as "dns:///" does for a headless
+  // Kubernetes Service; 16 items per step go out as 4 calls of 4.
+  Json services = Embedded();
+  services["verifier"] = absl::StrCat("ipv4:127.0.0.1:", grpc_ports[0], ",127.0.0.1:", grpc_ports[1]);
+  services["items_per_call"] = 4;
+  const std::string path = WriteCascade("spread", services);
+  auto run = testing::RunCommand({kOrchestrator, "run", path}, "", absl::Minutes(5));
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::string out = (Workspace() / "spread").string();
+  CHECK(Steps(out + "/jobs.db", OnlyJobId(out + "/jobs.db")).size() == 7);
+  // 4 math steps of at least 4 calls each, plus evaluations, over two replicas.
+  double total = 0;
+  for (int port : metrics_ports) {
+    const double calls = testing::MetricValue(testing::HttpGetMetrics(port),
+                                              "cascade_verifier_requests_total{backend=\"math\"}");
+    INFO("replica metrics port " << port);
+    CHECK(calls >= 4);
+    total += calls;
+  }
+  CHECK(total >= 16);
 }
 
 TEST_CASE("a job with every verifier gone fails with a clear error instead of hanging") {

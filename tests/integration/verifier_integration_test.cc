@@ -1,9 +1,6 @@
 // The verifier over gRPC on loopback with its real backends, and the
 // `verifier` binary's command-line contract.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -166,27 +163,6 @@ TEST_CASE("sandboxed code runs through gRPC: accepted, wrong and runaway program
   CHECK_THAT(metrics, Catch::Contains("cascade_verifier_code_queue_depth 0"));
 }
 
-// Fetches http://127.0.0.1:port/metrics with a plain socket.
-std::string HttpGetMetrics(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
-  close(fd);
-  return response;
-}
-
 TEST_CASE("verifier serve answers health checks, exposes metrics and drains on SIGTERM",
           "[integration]") {
   testing::Subprocess server({kVerifierBinary, "serve", "--address", "127.0.0.1:0",
@@ -206,7 +182,7 @@ TEST_CASE("verifier serve answers health checks, exposes metrics and drains on S
   std::smatch match;
   std::string text = server.Stderr();
   REQUIRE(std::regex_search(text, match, std::regex("metrics on :([0-9]+)")));
-  std::string metrics = HttpGetMetrics(std::stoi(match[1]));
+  std::string metrics = testing::HttpGetMetrics(std::stoi(match[1]));
   CHECK_THAT(metrics, Catch::Contains("cascade_verifier_items_total{backend=\"math\"} 1"));
   CHECK_THAT(metrics,
              Catch::Contains("cascade_verifier_verdicts_total{backend=\"math\",verdict=\"correct\"} 1"));

@@ -1,8 +1,11 @@
 #include "tests/util/subprocess.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,6 +152,44 @@ int ParseListeningPort(const std::string& log) {
   std::smatch match;
   if (!std::regex_search(log, match, kPattern)) return -1;
   return std::stoi(match[1]);
+}
+
+int ParseMetricsPort(const std::string& log) {
+  static const std::regex kPattern("metrics on :([0-9]+)");
+  std::smatch match;
+  if (!std::regex_search(log, match, kPattern)) return -1;
+  return std::stoi(match[1]);
+}
+
+std::string HttpGetMetrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!write(fd, request.data(), request.size());
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+double MetricValue(const std::string& metrics, const std::string& sample) {
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > sample.size() && line.compare(0, sample.size(), sample) == 0 &&
+        line[sample.size()] == ' ') {
+      return std::stod(line.substr(sample.size() + 1));
+    }
+  }
+  return -1;
 }
 
 }  // namespace cascade::testing

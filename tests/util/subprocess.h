@@ -54,6 +54,15 @@ class Subprocess {
 // The port from a "listening on port N" log line, or -1.
 int ParseListeningPort(const std::string& log);
 
+// The port from a "metrics on :N/metrics" log line, or -1.
+int ParseMetricsPort(const std::string& log);
+
+// The body and headers of http://127.0.0.1:port/metrics ("" when unreachable).
+std::string HttpGetMetrics(int port);
+
+// The value of one sample line ("name{labels} value") in /metrics text, or -1.
+double MetricValue(const std::string& metrics, const std::string& sample);
+
 }  // namespace cascade::testing
 
 #endif  // CASCADE_TESTS_UTIL_SUBPROCESS_H_

@@ -55,6 +55,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%v" (include "cascade.componentName" .) .port -}}
 {{- end -}}
 
+{{/*
+Load-balanced gRPC target of a scaled-out component: (dict "root" $ "component"
+"verifier" "port" 50052). "dns:///" over the headless Service resolves to every
+ready pod, and the channel's round_robin spreads calls over them; the servers'
+--max_connection_age_s makes clients re-resolve and find pods the HPA adds.
+*/}}
+{{- define "cascade.balancedAddress" -}}
+{{- printf "dns:///%s-headless.%s.svc:%v" (include "cascade.componentName" .) .root.Release.Namespace .port -}}
+{{- end -}}
+
+{{/* The headless Service behind cascade.balancedAddress: gRPC only, ready pods only. */}}
+{{- define "cascade.balancedService" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "cascade.componentName" .ctx }}-headless
+  labels:
+    {{- include "cascade.componentLabels" .ctx | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "cascade.selectorLabels" .ctx | nindent 4 }}
+  # No metrics port: the ServiceMonitor scrapes each pod once, through the
+  # ClusterIP Service.
+  ports:
+    - {name: grpc, port: {{ .port }}, targetPort: grpc, appProtocol: grpc}
+{{- end -}}
+
 {{/* Environment shared by every container. */}}
 {{- define "cascade.commonEnv" -}}
 - name: POD_NAME

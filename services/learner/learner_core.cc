@@ -606,6 +606,12 @@ absl::StatusOr<StepStats> LearnerCore::TrainStep(const Batch& batch) {
       for (auto& p : tc.masters) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
     }
     const double lr = batch.learning_rate > 0 ? batch.learning_rate : ScheduledLearningRate(step_);
+    if (!batch.optimizer_scope.empty() && batch.optimizer_scope != optimizer_scope_) {
+      // AdamW re-creates zero moments and a zero step for parameters without
+      // state, exactly as on its first step.
+      tc.optimizer->state().clear();
+      stats.optimizer_reset = true;
+    }
     for (auto& group : tc.optimizer->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     }
@@ -615,6 +621,7 @@ absl::StatusOr<StepStats> LearnerCore::TrainStep(const Batch& batch) {
     return absl::OkStatus();
   }));
   ++step_;
+  if (!batch.optimizer_scope.empty()) optimizer_scope_ = batch.optimizer_scope;
   stats.policy_version = step_;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
@@ -655,6 +662,7 @@ absl::Status LearnerCore::SaveCheckpoint(const std::string& dir) {
           return absl::OkStatus();
         }));
         Json state = {{"step", step_},
+                      {"optimizer_scope", optimizer_scope_},
                       {"world_size", options_.distributed.world_size},
                       {"arch", model::ArchName(model_->config().arch)}};
         {
@@ -689,6 +697,11 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
   if (!verified) RETURN_IF_ERROR(VerifyManifest(dir));
   ASSIGN_OR_RETURN(Json state, ReadJsonFile((fs::path(dir) / kStateFile).string()));
   ASSIGN_OR_RETURN(int64_t step, GetInt(state, "step", JsonPath(kStateFile)));
+  // Absent in checkpoints written before scopes existed: the next scoped
+  // step then starts fresh optimizer state.
+  const std::string scope = state.contains("optimizer_scope") && state["optimizer_scope"].is_string()
+                                ? state["optimizer_scope"].get<std::string>()
+                                : "";
   std::unique_ptr<model::Transformer> loaded;
   if (load_weights) {
     model::DeviceOptions d;
@@ -737,6 +750,7 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
     return absl::OkStatus();
   }));
   step_ = step;
+  optimizer_scope_ = scope;
   return absl::OkStatus();
 }
 

@@ -128,6 +128,11 @@ struct Batch {
   double learning_rate = 0.0;
   // > 0 overrides LearnerOptions::micro_batch_tokens.
   int64_t micro_batch_tokens = 0;
+  // Whom the AdamW state (moments, bias-correction step) belongs to: the
+  // orchestrator sends the stage. The first step of a new non-empty scope
+  // starts from fresh optimizer state, as a separately launched run would;
+  // empty keeps whatever state there is.
+  std::string optimizer_scope;
 };
 
 struct StepStats {
@@ -147,6 +152,8 @@ struct StepStats {
   double logprob_mismatch = 0.0;
   // Micro-batches this rank ran.
   int64_t micro_batches = 0;
+  // True when this step began a new optimizer scope (fresh AdamW state).
+  bool optimizer_reset = false;
   double seconds = 0.0;
 };
 
@@ -237,6 +244,9 @@ class LearnerCore {
   double ScheduledLearningRate(int64_t steps) const;
 
   int64_t version() const;
+  // The scope the optimizer state belongs to (see Batch::optimizer_scope);
+  // saved with checkpoints.
+  const std::string& optimizer_scope() const { return optimizer_scope_; }
   // The model in its compute dtype (what forwards and publishing use).
   const model::Model& model() const { return *model_; }
   // The float32 weights the optimizer steps, with their gradients after
@@ -264,6 +274,7 @@ class LearnerCore {
   LearnerOptions options_;
   std::string source_dir_;
   int64_t step_ = 0;
+  std::string optimizer_scope_;
   std::unique_ptr<Torch> torch_;
 };
 

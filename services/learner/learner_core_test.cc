@@ -49,6 +49,13 @@ std::unique_ptr<LearnerCore> MakeCore(std::unique_ptr<model::Model> m,
   return std::move(*core);
 }
 
+std::unique_ptr<LearnerCore> OpenCore(const std::string& dir, const LearnerOptions& o) {
+  auto core = LearnerCore::Open(dir, o);
+  INFO(core.status().ToString());
+  REQUIRE(core.ok());
+  return std::move(*core);
+}
+
 // `groups` prompt groups of `g` responses each: prompt lengths and response
 // lengths all differ; advantages are group-normalised rewards (DESIGN.md §1).
 Batch MakeBatch(uint32_t seed, int groups = 2, int g = 3, int64_t version = 0) {
@@ -332,6 +339,61 @@ TEST_CASE("resuming from a checkpoint gives bit-identical next steps", "[learner
   fs::remove_all(root);
 }
 
+TEST_CASE("a new optimizer scope starts AdamW afresh, as a new run from the same weights would",
+          "[learner][checkpoint]") {
+  const std::string root = model::testing::MakeTempDir("learner_scope");
+  auto scoped = MakeCore(TinyModel());
+  for (int64_t step = 0; step < 2; ++step) {
+    Batch batch = MakeBatch(20 + step, 2, 3, step);
+    batch.optimizer_scope = "job/sft";
+    auto stats = scoped->TrainStep(batch);
+    REQUIRE(stats.ok());
+    CHECK(stats->optimizer_reset == (step == 0));
+  }
+  CHECK(scoped->optimizer_scope() == "job/sft");
+  const std::string checkpoint = root + "/after-sft";
+  REQUIRE(scoped->SaveCheckpoint(checkpoint).ok());
+  // The same weights without the optimizer's history: what a separately
+  // launched run of the next stage would start from.
+  const std::string weights_only = root + "/weights-only";
+  fs::create_directories(weights_only);
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fs::path(checkpoint) / file, fs::path(weights_only) / file);
+  }
+  auto fresh = OpenCore(weights_only, Options());
+  auto carried = OpenCore(checkpoint, Options());  // resumes scope "job/sft"
+  CHECK(carried->optimizer_scope() == "job/sft");
+
+  Batch next = MakeBatch(30, 2, 3, 2);
+  next.optimizer_scope = "job/math";
+  auto scoped_stats = scoped->TrainStep(next);
+  REQUIRE(scoped_stats.ok());
+  CHECK(scoped_stats->optimizer_reset);
+  CHECK(scoped->optimizer_scope() == "job/math");
+  Batch fresh_batch = next;
+  fresh_batch.policy_version = 0;  // the fresh learner's own version
+  fresh_batch.optimizer_scope.clear();
+  REQUIRE(fresh->TrainStep(fresh_batch).ok());
+  Batch carried_batch = next;
+  carried_batch.optimizer_scope = "job/sft";  // reset_optimizer: false
+  auto carried_stats = carried->TrainStep(carried_batch);
+  REQUIRE(carried_stats.ok());
+  CHECK_FALSE(carried_stats->optimizer_reset);
+
+  const auto got = Weights(*scoped->model().transformer());
+  const auto want = Weights(*fresh->model().transformer());
+  const auto kept = Weights(*carried->model().transformer());
+  double gap_to_carried = 0;
+  for (const auto& [name, w] : want) {
+    INFO(name);
+    CHECK(at::equal(got.at(name), w));
+    gap_to_carried = std::max(gap_to_carried, (got.at(name) - kept.at(name)).abs().max().item<double>());
+  }
+  // Carried moments give another step: the reset is what made them equal.
+  CHECK(gap_to_carried > 1e-5);
+  fs::remove_all(root);
+}
+
 TEST_CASE("a corrupt or incomplete checkpoint is refused with an error naming the file",
           "[learner][checkpoint]") {
   const std::string root = model::testing::MakeTempDir("learner_corrupt");
@@ -501,13 +563,6 @@ std::string SaveTinyModel(const std::string& root, uint64_t seed = 7) {
   const std::string dir = root + "/tiny";
   REQUIRE(TinyModel(seed)->Save(dir, {}, "float32").ok());
   return dir;
-}
-
-std::unique_ptr<LearnerCore> OpenCore(const std::string& dir, const LearnerOptions& o) {
-  auto core = LearnerCore::Open(dir, o);
-  INFO(core.status().ToString());
-  REQUIRE(core.ok());
-  return std::move(*core);
 }
 
 std::map<std::string, at::Tensor> MasterGrads(const LearnerCore& core) {

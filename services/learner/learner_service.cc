@@ -28,6 +28,7 @@ absl::StatusOr<Batch> BatchFromProto(const cascade::v1::TrainStepRequest& reques
   batch.policy_version = request.policy_version();
   batch.learning_rate = request.learning_rate();
   batch.micro_batch_tokens = request.micro_batch_tokens();
+  batch.optimizer_scope = request.optimizer_scope();
   batch.sequences.reserve(request.sequences_size());
   for (const auto& proto : request.sequences()) {
     Sequence s;
@@ -50,6 +51,7 @@ void StatsToProto(const StepStats& stats, cascade::v1::TrainStepResponse* respon
   response->set_entropy(static_cast<float>(stats.entropy));
   response->set_logprob_mismatch(static_cast<float>(stats.logprob_mismatch));
   response->set_seconds(stats.seconds);
+  response->set_optimizer_reset(stats.optimizer_reset);
 }
 
 Batch ShardForRank(const Batch& batch, int rank, int world_size) {
@@ -239,6 +241,10 @@ grpc::ServerUnaryReactor* LearnerServiceImpl::TrainStep(
     if (!relayed.ok()) return relayed;
     absl::StatusOr<StepStats> stats = TrainShare(core_, *batch);
     if (!stats.ok()) return stats.status();
+    if (stats->optimizer_reset) {
+      CASCADE_LOG(INFO) << "optimizer scope \"" << batch->optimizer_scope
+                        << "\" begins at version " << stats->policy_version - 1 << ": fresh AdamW state";
+    }
     Metrics().Record(batch->loss, *stats);
     StatsToProto(*stats, response);
     return absl::OkStatus();

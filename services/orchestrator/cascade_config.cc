@@ -35,7 +35,7 @@ const std::vector<std::string>& StageKeys() {
       "name", "kind", "domain", "reward", "datasets", "system_prompt", "batch_prompts",
       "group_size", "learning_rate", "lr_schedule", "sampling", "thinking", "max_prompt_tokens",
       "max_response_tokens", "curriculum", "overlong", "dynamic_filtering", "steps", "epochs",
-      "checkpoint_every", "eval_every", "eval", "micro_batch_tokens"};
+      "checkpoint_every", "eval_every", "eval", "micro_batch_tokens", "reset_optimizer"};
   return *keys;
 }
 const std::vector<std::string>& DatasetFieldNames() {
@@ -370,6 +370,10 @@ absl::StatusOr<StageConfig> ParseStage(const StageFields& f, const std::string& 
   ASSIGN_OR_RETURN(stage.checkpoint_every, integer("checkpoint_every", 0, 0));
   ASSIGN_OR_RETURN(stage.eval_every, integer("eval_every", 0, 0));
   ASSIGN_OR_RETURN(stage.micro_batch_tokens, integer("micro_batch_tokens", 0, 0));
+  {
+    auto [holder, path] = f.Holder("reset_optimizer");
+    ASSIGN_OR_RETURN(stage.reset_optimizer, GetBoolOr(*holder, "reset_optimizer", path, true));
+  }
   {
     auto [holder, path] = f.Holder("eval");
     if (holder->contains("eval")) {

@@ -120,6 +120,9 @@ struct StageConfig {
   double eval_temperature = 0.0;
   // Learner micro-batch budget in padded tokens (0: the learner's default).
   int64_t micro_batch_tokens = 0;
+  // The stage starts from fresh AdamW state (moments, bias correction), as a
+  // separately launched run would; false carries the previous stage's state.
+  bool reset_optimizer = true;
 
   // The (prompt, response) limits in force at `step` (0-based) of the stage.
   CurriculumPhase LimitsAt(int64_t step) const;

@@ -76,6 +76,14 @@ TEST_CASE("a valid cascade parses with defaults applied and paths resolved") {
   CHECK(math.eval.has_value());
   CHECK(math.eval->limit == 1);
   CHECK(config->stages[0].kind == StageKind::kSft);
+  CHECK(math.reset_optimizer);  // each stage starts from fresh AdamW state by default
+  CHECK(config->services.items_per_call == 64);
+
+  Json carried = Fixture::Valid();
+  carried["defaults"]["reset_optimizer"] = false;
+  auto carried_config = f.Parse(carried);
+  REQUIRE(carried_config.ok());
+  CHECK_FALSE(carried_config->stages[1].reset_optimizer);
 }
 
 TEST_CASE("the curriculum gives each step its phase's limits") {
@@ -144,6 +152,8 @@ TEST_CASE("malformed cascades get errors naming the JSON path and what was expec
        "services.learner", "required"},
       {"bad address", [](Json& d) { d["services"]["rollout"] = Json::array({"host-without-port"}); },
        "services.rollout[0]", "host:port"},
+      {"reset_optimizer not a boolean", [](Json& d) { d["stages"][1]["reset_optimizer"] = "yes"; },
+       "stages[1].reset_optimizer", "expected"},
       {"zero items per call", [](Json& d) { d["services"]["items_per_call"] = 0; }, "services.items_per_call",
        "must be >= 1"},
       {"empty stage list", [](Json& d) { d["stages"] = Json::array(); }, "cascade.json: stages",

@@ -71,6 +71,9 @@ std::string CheckpointName(int stage_index, int64_t steps_done, const std::strin
 struct CascadeRunner::Stage {
   const StageConfig* config = nullptr;
   int index = 0;
+  // The learner's optimizer state belongs to this scope: "<job>/<stage>" of
+  // the latest stage up to this one with reset_optimizer, "" when none.
+  std::string optimizer_scope;
   std::vector<Example> train;
   std::vector<Example> eval;
   int64_t total_steps = 0;
@@ -196,6 +199,11 @@ absl::Status CascadeRunner::Prepare() {
     auto stage = std::make_unique<Stage>();
     stage->config = &sc;
     stage->index = static_cast<int>(i);
+    if (sc.reset_optimizer) {
+      stage->optimizer_scope = StrCat(job_id_, "/", sc.name);
+    } else if (!stages_.empty()) {
+      stage->optimizer_scope = stages_.back()->optimizer_scope;
+    }
     ASSIGN_OR_RETURN(stage->train, LoadDataset(sc.train, sc.kind, sc.reward.type, sc.system_prompt));
     if (sc.eval.has_value() && sc.kind == StageKind::kGrpo) {
       ASSIGN_OR_RETURN(stage->eval, LoadDataset(*sc.eval, sc.kind, sc.reward.type, sc.system_prompt));
@@ -538,6 +546,7 @@ absl::Status CascadeRunner::SftStep(int stage_index, int64_t step, StepRecord* r
   request.set_policy_version(version_);
   request.set_learning_rate(static_cast<float>(StageLearningRate(sc, step, stage.total_steps)));
   request.set_micro_batch_tokens(sc.micro_batch_tokens);
+  request.set_optimizer_scope(stage.optimizer_scope);
   const CurriculumPhase limits = sc.LimitsAt(step);
   double length_sum = 0.0;
   int64_t truncated = 0;
@@ -574,6 +583,7 @@ absl::Status CascadeRunner::SftStep(int stage_index, int64_t step, StepRecord* r
   record->truncation_rate = picked.empty() ? 0.0 : static_cast<double>(truncated) / static_cast<double>(picked.size());
   record->extra["learning_rate"] = trained.learning_rate();
   record->extra["grad_norm"] = trained.grad_norm();
+  if (trained.optimizer_reset()) record->extra["optimizer_reset"] = true;
   record->extra["sequences"] = picked.size();
   return absl::OkStatus();
 }
@@ -599,6 +609,7 @@ absl::Status CascadeRunner::GrpoStep(int stage_index, int64_t step, StepRecord* 
   request.set_policy_version(version_);
   request.set_learning_rate(static_cast<float>(StageLearningRate(sc, step, stage.total_steps)));
   request.set_micro_batch_tokens(sc.micro_batch_tokens);
+  request.set_optimizer_scope(stage.optimizer_scope);
   std::vector<double> all_rewards;
   int64_t groups_total = 0, groups_kept = 0, responses_total = 0, truncated = 0, skipped_long = 0;
   double length_sum = 0.0;
@@ -707,6 +718,7 @@ absl::Status CascadeRunner::GrpoStep(int stage_index, int64_t step, StepRecord* 
     record->logprob_mismatch = trained.logprob_mismatch();
     record->extra["learning_rate"] = trained.learning_rate();
     record->extra["grad_norm"] = trained.grad_norm();
+    if (trained.optimizer_reset()) record->extra["optimizer_reset"] = true;
     record->extra["train_tokens"] = trained.tokens();
     SetActivity("sync");
     RETURN_IF_ERROR(EnsurePublished(&record->sync_s));

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -141,6 +142,16 @@ TEST_CASE("a cascade killed mid-stage resumes to the same final weights as an un
   const std::vector<StepRecord> straight_steps = Steps(straight_out + "/jobs.db", straight_job);
   REQUIRE(straight_steps.size() == 7);
   CHECK(fs::exists(fs::path(straight_out) / "report.html"));
+  // The first trained step of each stage starts from fresh optimizer state,
+  // as a separately launched run would (a step whose groups were all
+  // filtered out trains nothing).
+  std::set<int> stages_trained;
+  for (const StepRecord& row : straight_steps) {
+    INFO("stage " << row.stage_index << " step " << row.step);
+    if (row.extra.contains("skipped_train")) continue;
+    CHECK(row.extra.contains("optimizer_reset") == stages_trained.insert(row.stage_index).second);
+  }
+  CHECK(stages_trained.count(0) == 1);
 
   const std::string killed = WriteCascade("killed", Embedded());
   const std::string killed_out = (Workspace() / "killed").string();

@@ -33,16 +33,30 @@ absl::StatusOr<int64_t> LearnerClient::SaveCheckpoint(const std::string& directo
   return response.step();
 }
 
-absl::StatusOr<int64_t> LearnerClient::LoadCheckpoint(const std::string& directory,
-                                                      absl::Duration timeout) {
+namespace {
+
+absl::StatusOr<int64_t> Load(cascade::v1::Learner::StubInterface& stub, const std::string& directory,
+                             bool weights_only, absl::Duration timeout) {
   grpc::ClientContext context;
   SetCallTimeout(context, timeout);
   cascade::v1::LoadCheckpointRequest request;
   request.set_directory(directory);
+  request.set_weights_only(weights_only);
   cascade::v1::LoadCheckpointResponse response;
-  absl::Status status = FromGrpcStatus(stub_->LoadCheckpoint(&context, request, &response));
+  absl::Status status = FromGrpcStatus(stub.LoadCheckpoint(&context, request, &response));
   if (!status.ok()) return status;
   return response.step();
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> LearnerClient::LoadCheckpoint(const std::string& directory,
+                                                      absl::Duration timeout) {
+  return Load(*stub_, directory, /*weights_only=*/false, timeout);
+}
+
+absl::StatusOr<int64_t> LearnerClient::LoadModel(const std::string& directory, absl::Duration timeout) {
+  return Load(*stub_, directory, /*weights_only=*/true, timeout);
 }
 
 absl::StatusOr<int> LearnerClient::RegisterRollout(const std::string& address,

@@ -33,6 +33,10 @@ class LearnerClient {
   // Returns the step restored.
   absl::StatusOr<int64_t> LoadCheckpoint(const std::string& directory,
                                          absl::Duration timeout = kDefaultTrainStepTimeout);
+  // Loads a Hugging Face model directory's weights as a new version with
+  // fresh optimizer state; returns that version.
+  absl::StatusOr<int64_t> LoadModel(const std::string& directory,
+                                    absl::Duration timeout = kDefaultTrainStepTimeout);
   // Adds a rollout replica that receives every published version; returns
   // how many are registered.
   absl::StatusOr<int> RegisterRollout(const std::string& address,

@@ -250,6 +250,14 @@ struct LearnerCore::Torch {
     }
     CopyMastersToModel();
   }
+  // The masters take `loaded`'s weights (names and shapes checked by the
+  // caller), and the model their compute-dtype copy.
+  void TakeMasters(const model::Transformer& loaded) {
+    at::NoGradGuard no_grad;
+    const auto& from = loaded.named_parameters();
+    for (size_t i = 0; i < masters.size(); ++i) masters[i].copy_(from.at(names[i]));
+    CopyMastersToModel();
+  }
   // Mixed precision: rounds the masters into the model's parameters (the
   // same rounding as master.to(compute dtype)). A no-op in float32.
   void CopyMastersToModel() {
@@ -692,6 +700,43 @@ absl::Status LearnerCore::LoadCheckpoint(const std::string& dir) {
   return RestoreCheckpoint(dir, /*verified=*/false, /*load_weights=*/true);
 }
 
+absl::StatusOr<std::unique_ptr<model::Transformer>> LearnerCore::LoadMatchingMasters(
+    const std::string& dir) const {
+  const Torch& tc = *torch_;
+  model::DeviceOptions d;
+  d.device = tc.device.str();
+  d.dtype = "float32";  // the masters' dtype
+  d.num_threads = options_.num_threads;
+  auto loaded = model::Transformer::Load(dir, d);
+  if (!loaded.ok()) return FromModel(loaded.status());
+  const auto& from = (*loaded)->named_parameters();
+  if (from.size() != tc.params.size()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, ": has ", from.size(), " tensors, the learner's model ", tc.params.size()));
+  }
+  for (size_t i = 0; i < tc.params.size(); ++i) {
+    auto it = from.find(tc.names[i]);
+    if (it == from.end() || !it->second.sizes().equals(tc.params[i].sizes())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, ": tensor ", tc.names[i], " is missing or has another shape"));
+    }
+  }
+  return std::move(*loaded);
+}
+
+absl::Status LearnerCore::LoadModelWeights(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<model::Transformer> loaded, LoadMatchingMasters(dir));
+  Torch& tc = *torch_;
+  RETURN_IF_ERROR(TorchCall("loading model weights", [&]() -> absl::Status {
+    tc.TakeMasters(*loaded);
+    tc.optimizer->state().clear();
+    return absl::OkStatus();
+  }));
+  optimizer_scope_.clear();
+  ++step_;
+  return absl::OkStatus();
+}
+
 absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verified,
                                             bool load_weights) {
   if (!verified) RETURN_IF_ERROR(VerifyManifest(dir));
@@ -704,32 +749,12 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
                                 : "";
   std::unique_ptr<model::Transformer> loaded;
   if (load_weights) {
-    model::DeviceOptions d;
-    d.device = torch_->device.str();
-    d.dtype = "float32";  // the masters' dtype, which the checkpoint holds
-    d.num_threads = options_.num_threads;
-    auto t = model::Transformer::Load(dir, d);
-    if (!t.ok()) return FromModel(t.status());
-    loaded = std::move(*t);
+    ASSIGN_OR_RETURN(loaded, LoadMatchingMasters(dir));
   }
   Torch& tc = *torch_;
   RETURN_IF_ERROR(TorchCall("loading checkpoint", [&]() -> absl::Status {
     // 1. Everything that can fail, into fresh objects: a failed load leaves
     //    the learner exactly as it was.
-    if (loaded != nullptr) {
-      const auto& from = loaded->named_parameters();
-      if (from.size() != tc.params.size()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            dir, ": has ", from.size(), " tensors, the learner's model ", tc.params.size()));
-      }
-      for (size_t i = 0; i < tc.params.size(); ++i) {
-        auto it = from.find(tc.names[i]);
-        if (it == from.end() || !it->second.sizes().equals(tc.params[i].sizes())) {
-          return absl::FailedPreconditionError(
-              absl::StrCat(dir, ": tensor ", tc.names[i], " is missing or has another shape"));
-        }
-      }
-    }
     auto optimizer = std::make_unique<torch::optim::AdamW>(
         tc.masters, static_cast<const torch::optim::AdamWOptions&>(tc.optimizer->defaults()));
     // Onto the masters' device, wherever the writer kept its state.
@@ -737,13 +762,7 @@ absl::Status LearnerCore::RestoreCheckpoint(const std::string& dir, bool verifie
     at::Tensor rng;
     torch::load(rng, (fs::path(dir) / kRngFile).string());
     // 2. Commit.
-    if (loaded != nullptr) {
-      at::NoGradGuard no_grad;
-      for (size_t i = 0; i < tc.masters.size(); ++i) {
-        tc.masters[i].copy_(loaded->named_parameters().at(tc.names[i]));
-      }
-      tc.CopyMastersToModel();
-    }
+    if (loaded != nullptr) tc.TakeMasters(*loaded);
     tc.optimizer = std::move(optimizer);
     at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the state
     generator.set_state(rng);

@@ -228,6 +228,11 @@ class LearnerCore {
   // Restores a checkpoint after verifying its manifest (DATA_LOSS names the
   // corrupt file). The model architecture must match.
   [[nodiscard]] absl::Status LoadCheckpoint(const std::string& dir);
+  // Takes the weights of a Hugging Face model directory (same architecture)
+  // as version() + 1, a version no replica holds, with fresh optimizer state
+  // and no scope: how a job starts a learner that trained something else.
+  // A failed load leaves the learner as it was. Collective.
+  [[nodiscard]] absl::Status LoadModelWeights(const std::string& dir);
 
   // Hands the current weights to `publisher` under version(), in the compute
   // dtype (bfloat16 in mixed precision: what the rollout replicas serve, at
@@ -269,6 +274,9 @@ class LearnerCore {
   // LoadCheckpoint's work; Open skips what it has already done.
   [[nodiscard]] absl::Status RestoreCheckpoint(const std::string& dir, bool verified,
                                                bool load_weights);
+  // The float32 weights of model directory `dir`, on the masters' device,
+  // after checking they have the learner's tensor names and shapes.
+  absl::StatusOr<std::unique_ptr<model::Transformer>> LoadMatchingMasters(const std::string& dir) const;
 
   std::unique_ptr<model::Model> model_;
   LearnerOptions options_;

@@ -154,7 +154,9 @@ absl::Status RunFollower(LearnerCore* core) {
         done = core->SaveCheckpoint(command.save_checkpoint().directory());
         break;
       case cascade::v1::LearnerCommand::kLoadCheckpoint:
-        done = core->LoadCheckpoint(command.load_checkpoint().directory());
+        done = command.load_checkpoint().weights_only()
+                   ? core->LoadModelWeights(command.load_checkpoint().directory())
+                   : core->LoadCheckpoint(command.load_checkpoint().directory());
         break;
       case cascade::v1::LearnerCommand::kShutdown:
         return absl::OkStatus();
@@ -281,7 +283,8 @@ grpc::ServerUnaryReactor* LearnerServiceImpl::LoadCheckpoint(
     *command.mutable_load_checkpoint() = *request;
     absl::Status relayed = Relay(core_, command);
     if (!relayed.ok()) return relayed;
-    absl::Status loaded = core_->LoadCheckpoint(request->directory());
+    absl::Status loaded = request->weights_only() ? core_->LoadModelWeights(request->directory())
+                                                  : core_->LoadCheckpoint(request->directory());
     if (!loaded.ok()) return loaded;
     response->set_step(core_->version());
     return absl::OkStatus();

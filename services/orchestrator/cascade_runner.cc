@@ -883,6 +883,15 @@ absl::Status CascadeRunner::Run() {
       start_step = 0;
     }
   } else {
+    if (!config_.services.learner.empty()) {
+      // A remote learner holds whatever it trained last (another job's
+      // policy); this job starts from its own model, as a new version.
+      SetActivity("load model");
+      ASSIGN_OR_RETURN(version_, services_.learner->LoadModel(config_.model,
+                                                              absl::Seconds(config_.services.call_timeout_s)));
+      RETURN_IF_ERROR(store_->AddEvent(job_id_, "info",
+                                       StrCat("learner loaded ", config_.model, " as version ", version_)));
+    }
     // A fresh start: the baseline evaluation, then checkpoint 0, the first
     // resume point (evaluations redone after a crash replace their rows).
     ASSIGN_OR_RETURN(version_, services_.learner->SaveCheckpoint(

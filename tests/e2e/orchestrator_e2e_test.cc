@@ -6,6 +6,9 @@
 //     uninterrupted run with the same seed;
 //   - kill -9 of one of two verifier replicas: the job completes, its items
 //     moved to the other replica;
+//   - one address naming two verifier replicas: calls reach both;
+//   - two jobs in a row on one remote learner and rollout replica: the second
+//     starts from its own model, not the first job's policy;
 //   - `serve` + `submit` + `watch` + `status` + `list` over gRPC;
 //   - the CLI's exit codes and errors for bad input.
 #include <signal.h>
@@ -37,6 +40,7 @@ using orchestrator::StepRecord;
 const std::string kOrchestrator = std::string(CASCADE_BIN_DIR) + "/orchestrator";
 const std::string kLearner = std::string(CASCADE_BIN_DIR) + "/learner";
 const std::string kVerifier = std::string(CASCADE_BIN_DIR) + "/verifier";
+const std::string kRollout = std::string(CASCADE_BIN_DIR) + "/rollout";
 
 void WriteFile(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
@@ -183,6 +187,41 @@ TEST_CASE("a cascade killed mid-stage resumes to the same final weights as an un
     CHECK(steps[i].loss == straight_steps[i].loss);
   }
   CHECK(FinalWeightsSha(killed_out) == FinalWeightsSha(straight_out));
+}
+
+TEST_CASE("two jobs in a row on one remote learner each start from their own model") {
+  const std::string model = (Workspace() / "model").string();
+  testing::Subprocess rollout({kRollout, "serve", "--model", model, "--address", "127.0.0.1:0",
+                               "--metrics_port", "-1", "--threads", "1"});
+  testing::Subprocess learner({kLearner, "serve", "--model", model, "--address", "127.0.0.1:0",
+                               "--metrics-port", "-1", "--threads", "1"});
+  auto rollout_log = rollout.WaitForStderr("listening on port", absl::Seconds(60));
+  auto learner_log = learner.WaitForStderr("listening on port", absl::Seconds(60));
+  REQUIRE(rollout_log.has_value());
+  REQUIRE(learner_log.has_value());
+  Json services = Embedded();  // the verifier stays embedded
+  services["rollout"] = {absl::StrCat("127.0.0.1:", testing::ParseListeningPort(*rollout_log))};
+  services["learner"] = absl::StrCat("127.0.0.1:", testing::ParseListeningPort(*learner_log));
+
+  std::vector<std::vector<StepRecord>> jobs;
+  for (const std::string name : {"remote-first", "remote-second"}) {
+    auto run = testing::RunCommand({kOrchestrator, "run", WriteCascade(name, services)}, "", absl::Minutes(5));
+    INFO(run.out << run.err);
+    REQUIRE(run.exit_code == 0);
+    const std::string out = (Workspace() / name).string();
+    jobs.push_back(Steps(out + "/jobs.db", OnlyJobId(out + "/jobs.db")));
+    REQUIRE(jobs.back().size() == 7);
+  }
+  // The learner ends the first job trained; the second job loads its own
+  // model as a new version and so repeats the first job's steps exactly.
+  CHECK(jobs[1][0].policy_version > jobs[0].back().policy_version);
+  for (size_t i = 0; i < jobs[0].size(); ++i) {
+    INFO("step row " << i);
+    CHECK(jobs[1][i].loss == jobs[0][i].loss);
+    CHECK(jobs[1][i].reward_mean == jobs[0][i].reward_mean);
+  }
+  CHECK(jobs[0].back().policy_version >= 3);  // the first job trained the learner (3 SFT steps at least)
+  CHECK_THAT(learner.Stderr(), Catch::Contains("optimizer scope"));
 }
 
 TEST_CASE("a verifier replica killed mid-step: the step completes on the other replica") {

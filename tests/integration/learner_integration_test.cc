@@ -144,6 +144,28 @@ TEST_CASE("a train step over gRPC changes the weights and reports the step's sta
   CHECK(*loaded == 1);
   CHECK((*core)->version() == 1);
   CHECK(client->LoadCheckpoint(root + "/missing").status().code() == absl::StatusCode::kNotFound);
+
+  // A model directory's weights come back as a new version with fresh
+  // optimizer state: the learner computes what it did before training.
+  auto model_version = client->LoadModel(root + "/init");
+  REQUIRE(model_version.ok());
+  CHECK(*model_version == 2);
+  auto reloaded = (*core)->model().TokenLogProbs(Sequences(request));
+  REQUIRE(reloaded.ok());
+  CHECK(MaxAbsDiff(*before, *reloaded) == 0.0);
+  CHECK((*core)->optimizer_scope().empty());
+  auto trained = client->TrainStep(MakeRequest(2, 3));
+  REQUIRE(trained.ok());
+  CHECK(trained->policy_version() == 3);
+  // Another architecture is refused, naming the directory, and changes nothing.
+  auto other = RunCommand({kLearnerBinary, "init", "--arch", "qwen3", "--hidden", "48", "--layers", "2",
+                           "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--seed", "3", "--out",
+                           root + "/wider"});
+  REQUIRE(other.exit_code == 0);
+  auto refused = client->LoadModel(root + "/wider");
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains(root + "/wider"));
+  CHECK((*core)->version() == 3);
   CHECK(client->PublishWeights().status().code() == absl::StatusCode::kUnimplemented);
   (*server)->Shutdown();
   fs::remove_all(root);

@@ -549,22 +549,38 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
       at::Tensor h = hidden.narrow(1, 0, len - 1).index({sel});          // [n, hidden]
       at::Tensor targets = ids_t.narrow(1, 1, len - 1).index({sel});     // [n]
       at::Tensor weights = adv_t.narrow(1, 1, len - 1).index({sel});     // [n]
-      if (h.size(0) == 0) continue;
-      at::Tensor logp = at::log_softmax(tr->Logits(h), -1);              // [n, vocab] f32
-      at::Tensor token_lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
-      at::Tensor loss_part = -(weights * token_lp).sum();
-      (loss_part / static_cast<double>(total_tokens)).backward();
-      tc.AccumulateIntoMasters();
-      loss_sum += loss_part.item<double>();
-      {
+      const int64_t n = h.size(0);
+      if (n == 0) continue;
+      at::Tensor r_all = at::tensor(rollout, at::kFloat).to(dev);
+      at::Tensor has_all = at::tensor(has_rollout, at::kByte).to(dev, at::kBool);
+      // The head in chunks of rows: each chunk's logits live only through its
+      // own backward, which leaves the head's gradient and this chunk's rows
+      // of d loss / d h; the trunk's backward then runs once on all of them.
+      at::Tensor h_leaf = h.detach().requires_grad_(true);
+      const int64_t rows = std::max<int64_t>(
+          1, options_.logit_chunk_elements / std::max<int64_t>(1, tr->config().vocab_size));
+      for (int64_t c0 = 0; c0 < n; c0 += rows) {
+        const int64_t m = std::min(rows, n - c0);
+        at::Tensor logp = at::log_softmax(tr->Logits(h_leaf.narrow(0, c0, m)), -1);  // [m, vocab] f32
+        at::Tensor token_lp = logp.gather(1, targets.narrow(0, c0, m).unsqueeze(1)).squeeze(1);
+        at::Tensor loss_part = -(weights.narrow(0, c0, m) * token_lp).sum();
+        (loss_part / static_cast<double>(total_tokens)).backward();
+        // Mixed precision: the head's chunk gradient joins the float32
+        // masters now rather than summing in bfloat16 across chunks.
+        tc.AccumulateIntoMasters();
+        loss_sum += loss_part.item<double>();
         at::NoGradGuard no_grad;
         at::Tensor lp = logp.detach();
         entropy_sum += (-(lp.exp() * lp).sum(-1)).sum().item<double>();
-        at::Tensor r = at::tensor(rollout, at::kFloat).to(dev);
-        at::Tensor has = at::tensor(has_rollout, at::kByte).to(dev, at::kBool);
-        mismatch_sum += (r - token_lp.detach()).abs().masked_fill(has.logical_not(), 0).sum().item<double>();
-        mismatch_count += has.sum().item<double>();
+        mismatch_sum += (r_all.narrow(0, c0, m) - token_lp.detach())
+                            .abs()
+                            .masked_fill(has_all.narrow(0, c0, m).logical_not(), 0)
+                            .sum()
+                            .item<double>();
       }
+      mismatch_count += has_all.sum().item<double>();
+      h.backward(h_leaf.grad());
+      tc.AccumulateIntoMasters();
     }
     for (auto& p : tc.masters) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);

@@ -95,6 +95,12 @@ struct LearnerOptions {
   // Default micro-batch budget in (padded) tokens; a batch can override it. A
   // sequence longer than the budget forms a micro-batch of its own.
   int64_t micro_batch_tokens = 8192;
+  // The vocabulary projection of a micro-batch runs in chunks of at most
+  // this many logits (tokens x vocabulary), each chunk's backward done before
+  // the next, so the [tokens x vocab] logits, log-probs and their gradients
+  // never exist at once: 2^25 floats (128 MiB) is 221 tokens of a 151,936-word
+  // vocabulary.
+  int64_t logit_chunk_elements = int64_t{1} << 25;
   // CPU intra-op threads (0: every hardware thread).
   int num_threads = 0;
   // Where Open() places the model: "cpu", "cuda" or "cuda:N". Create() takes

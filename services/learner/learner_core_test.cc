@@ -185,6 +185,34 @@ TEST_CASE("GRPO loss and gradients equal the formula computed directly, for uneq
   }
 }
 
+TEST_CASE("the vocabulary projection in chunks of a few tokens gives the formula's loss, entropy, mismatch and gradients",
+          "[learner]") {
+  LearnerOptions o = Options();
+  const int64_t vocab = TinyModel()->config().vocab_size;
+  Batch batch = MakeBatch(/*seed=*/1);
+  for (Sequence& s : batch.sequences) {  // rollout log-probs, to check the mismatch per chunk
+    for (size_t t = 1; t < s.token_ids.size(); ++t) {
+      if (s.loss_mask[t] != 0) s.rollout_logprobs.push_back(-0.1f * static_cast<float>(t));
+    }
+  }
+  auto whole = MakeCore(TinyModel(), o);
+  auto whole_stats = whole->ComputeGradients(batch);
+  REQUIRE(whole_stats.ok());
+  Reference ref = DirectLoss(*whole->model().transformer(), batch);
+  for (int64_t rows : {int64_t{1}, int64_t{3}, int64_t{7}}) {
+    INFO("rows per chunk " << rows);
+    o.logit_chunk_elements = rows * vocab;
+    auto chunked = MakeCore(TinyModel(), o);
+    auto stats = chunked->ComputeGradients(batch);
+    REQUIRE(stats.ok());
+    CHECK(stats->loss == Approx(ref.loss).epsilon(1e-5));
+    CHECK(stats->entropy == Approx(ref.entropy).epsilon(1e-5));
+    CHECK(stats->logprob_mismatch == Approx(whole_stats->logprob_mismatch).epsilon(1e-5));
+    CHECK(stats->logprob_mismatch > 0.1);
+    CheckGradsClose(Grads(*chunked), ref.grads);
+  }
+}
+
 TEST_CASE("the log-prob mismatch is the mean absolute gap to the rollout's log-probs",
           "[learner]") {
   auto core = MakeCore(TinyModel());
@@ -735,7 +763,17 @@ TEST_CASE("in bfloat16 the micro-batch gradients add up in float32, exactly for 
   // bfloat16 gradient is exactly the lone sequence's divided by 64. Those 64
   // equal terms (8 significant bits each) sum exactly in float32, which has
   // 6 bits to spare; a bfloat16 sum would round from the third term on.
-  auto bf = MakeCore(TinyModel(7, "bfloat16"));
+  // Untied embeddings (Llama): a tied matrix gets two gradients per
+  // micro-batch (as the head, per chunk, and as the input embedding), each
+  // joining the float32 master on its own, so its per-micro-batch sum is not
+  // one bfloat16 value.
+  model::RuntimeOptions ro;
+  ro.dtype = "bfloat16";
+  ro.num_threads = 2;
+  auto untied = model::Model::CreateRandom(model::testing::TinyConfig(model::Arch::kLlama), 7, ro,
+                                           /*perturb=*/0.3);
+  REQUIRE(untied.ok());
+  auto bf = MakeCore(std::move(*untied));
   Batch lone = MakeBatch(/*seed=*/7, 1, 2);
   lone.sequences.resize(1);
   lone.sequences[0].advantage = 1.0f;

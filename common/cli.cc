@@ -64,9 +64,23 @@ void FlagSet::AddBool(const std::string& name, bool* target, const std::string& 
                     }});
 }
 
+namespace {
+
+// "metrics_port", "metrics-port": one flag. Binaries differ in the spelling
+// they document; users should not have to remember which.
+std::string Canonical(std::string name) {
+  for (char& c : name) {
+    if (c == '_') c = '-';
+  }
+  return name;
+}
+
+}  // namespace
+
 FlagSet::Flag* FlagSet::Find(const std::string& name) {
+  const std::string wanted = Canonical(name);
   for (Flag& flag : flags_) {
-    if (flag.name == name) return &flag;
+    if (Canonical(flag.name) == wanted) return &flag;
   }
   return nullptr;
 }
@@ -92,13 +106,7 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(int argc, char** argv, i
       name = name.substr(0, eq);
       has_value = true;
     }
-    // Accept snake_case spellings of kebab-case flags and the reverse.
-    Flag* flag = Find(name);
-    if (flag == nullptr) {
-      std::string alt = name;
-      for (char& c : alt) c = c == '-' ? '_' : (c == '_' ? '-' : c);
-      flag = Find(alt);
-    }
+    Flag* flag = Find(name);  // either spelling: _ and - are one
     if (flag == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }
@@ -124,7 +132,8 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(int argc, char** argv, i
 }
 
 std::string FlagSet::Usage() const {
-  std::string text = absl::StrCat("usage: ", command_, " [flags]\n\n", summary_, "\n\nflags:\n");
+  std::string text = absl::StrCat("usage: ", command_, " [flags]\n\n", summary_,
+                                  "\n\nflags (- and _ in a flag's name are interchangeable):\n");
   for (const Flag& flag : flags_) {
     std::string left = absl::StrCat("  --", flag.name, flag.is_bool ? "" : " VALUE");
     absl::StrAppendFormat(&text, "%-28s %s", left, flag.help);

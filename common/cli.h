@@ -3,7 +3,8 @@
 // failures exit 1 (DESIGN.md §4).
 //
 // Accepts `--name value`, `--name=value`, and bare `--flag` for booleans
-// (`--flag=false` too). Everything else is positional.
+// (`--flag=false` too); `-` and `_` in a name are interchangeable
+// (`--metrics-port` is `--metrics_port`). Everything else is positional.
 //
 //   FlagSet flags("verifier eval", "Scores a JSONL file offline.");
 //   std::string input;

@@ -33,6 +33,21 @@ TEST_CASE("flags parse in both spellings and leave positionals") {
   CHECK(*positional == std::vector<std::string>{"extra"});
 }
 
+TEST_CASE("a flag's - and _ are interchangeable, in any mix") {
+  int metrics_port = 0, world_size = 1, group_port = 0;
+  FlagSet flags("x", "test");
+  flags.AddInt("metrics_port", &metrics_port, "port");
+  flags.AddInt("world-size", &world_size, "ranks");
+  flags.AddInt("weight-group-port", &group_port, "port");
+  Argv args({"x", "--metrics-port", "9", "--world_size=4", "--weight_group-port", "7"});
+  auto positional = flags.Parse(args.argc(), args.argv());
+  REQUIRE(positional.ok());
+  CHECK(metrics_port == 9);
+  CHECK(world_size == 4);
+  CHECK(group_port == 7);
+  CHECK_THAT(flags.Usage(), Catch::Contains("- and _ in a flag's name are interchangeable"));
+}
+
 TEST_CASE("bad usage names the flag at fault") {
   int jobs = 1;
   std::string input;

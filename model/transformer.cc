@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "model/torch_status.h"
@@ -187,6 +188,21 @@ struct HeadCheckpoint : public torch::autograd::Function<HeadCheckpoint> {
 };
 
 }  // namespace
+
+namespace {
+std::recursive_mutex& CpuComputeMutex() {
+  static std::recursive_mutex* mu = new std::recursive_mutex;  // never destroyed: used at exit
+  return *mu;
+}
+}  // namespace
+
+CpuComputeLock::CpuComputeLock(const at::Device& device) : held_(device.is_cpu()) {
+  if (held_) CpuComputeMutex().lock();
+}
+
+CpuComputeLock::~CpuComputeLock() {
+  if (held_) CpuComputeMutex().unlock();
+}
 
 void SetTorchThreads(int num_threads) {
   int n = num_threads > 0 ? num_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -475,6 +491,7 @@ at::Tensor Transformer::Mask(const at::Tensor& key_valid, int64_t start, int64_t
 at::Tensor Transformer::LayerForward(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
                                      const at::Tensor& sin, const at::Tensor& mask, KvCache* cache,
                                      int64_t start) const {
+  CpuComputeLock lock(device());
   const Layer& l = layers_[layer];
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t nh = config_.num_attention_heads, nkv = config_.num_key_value_heads,
@@ -522,6 +539,7 @@ at::Tensor Transformer::LayerForward(int64_t layer, const at::Tensor& x, const a
 
 at::Tensor Transformer::Hidden(const at::Tensor& ids, const at::Tensor& positions,
                                const at::Tensor& valid, KvCache* cache, bool checkpoint) const {
+  CpuComputeLock lock(device());
   const int64_t t = ids.size(1);
   int64_t start = 0;
   at::Tensor key_valid = valid;
@@ -551,6 +569,7 @@ at::Tensor Transformer::Hidden(const at::Tensor& ids, const at::Tensor& position
 }
 
 at::Tensor Transformer::Logits(const at::Tensor& hidden) const {
+  CpuComputeLock lock(device());
   return at::linear(hidden, lm_head_).to(at::kFloat);
 }
 

@@ -10,8 +10,9 @@
 // positions [batch, time] (per sequence, so left padding does not shift them).
 //
 // Thread-safety: a Transformer is immutable after construction; concurrent
-// forwards are safe as long as each uses its own KvCache. Training code that
-// updates parameters in place must not run concurrently with forwards.
+// forwards are safe as long as each uses its own KvCache (on the CPU they take
+// turns, see CpuComputeLock). Training code that updates parameters in place
+// must not run concurrently with forwards.
 #ifndef CASCADE_MODEL_TRANSFORMER_H_
 #define CASCADE_MODEL_TRANSFORMER_H_
 
@@ -164,6 +165,25 @@ class Transformer {
 
 // Sets libtorch's intra-op threads (0 = hardware concurrency).
 void SetTorchThreads(int num_threads);
+
+// Serializes CPU computations across the process. On the CPU, libtorch
+// multiplies matrices with the system BLAS, and Debian's serial OpenBLAS
+// (built without USE_LOCKING) keeps its work buffers in unlocked globals: two
+// threads multiplying at once silently corrupt each other's results (two
+// models scoring in two threads got 14 of 300 results wrong). Transformer's
+// forward functions hold this lock; code that runs a backward pass or its own
+// matrix products on the CPU holds it around them. Recursive, so holders may
+// call the forward functions. A no-op for CUDA devices (cuBLAS is reentrant).
+class CpuComputeLock {
+ public:
+  explicit CpuComputeLock(const at::Device& device);
+  ~CpuComputeLock();
+  CpuComputeLock(const CpuComputeLock&) = delete;
+  CpuComputeLock& operator=(const CpuComputeLock&) = delete;
+
+ private:
+  bool held_ = false;
+};
 
 }  // namespace cascade::model
 

@@ -5,7 +5,9 @@
 # Traps this list avoids (measured, see DESIGN.md §5):
 #  - libopenblas0-serial: without an optimized BLAS libtorch falls back to the
 #    reference BLAS (~26x slower matmuls); the pthread OpenBLAS breaks
-#    prometheus-cpp's civetweb exposer in the same process. Serial is both fast and safe.
+#    prometheus-cpp's civetweb exposer in the same process. Serial is fast, but it
+#    is not reentrant (built without USE_LOCKING): model::CpuComputeLock keeps
+#    two threads from multiplying at once.
 #  - protobuf-compiler-grpc: required for find_package(gRPC) to find grpc_cpp_plugin.
 #  - libgloo-dev: libtorch's ProcessGroupGloo headers need it.
 set -euo pipefail

@@ -515,6 +515,9 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
     double loss_sum = 0, entropy_sum = 0, mismatch_sum = 0, mismatch_count = 0;
     const std::vector<MicroBatch> micro = Pack(batch.sequences, budget);
     for (const MicroBatch& mb : micro) {
+      // Forward and backward on the CPU must not share the BLAS with another
+      // thread's computation; the collectives below run outside the lock.
+      model::CpuComputeLock compute(dev);
       const int64_t b = static_cast<int64_t>(mb.sequences.size()), len = mb.max_len;
       std::vector<int64_t> ids(b * len, 0);
       std::vector<uint8_t> valid_v(b * len, 0), mask(b * len, 0);

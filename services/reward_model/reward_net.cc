@@ -134,6 +134,7 @@ struct RewardNet::Impl {
   std::unique_ptr<torch::optim::Adam> optimizer;
 
   at::Tensor Forward(const Batch& batch) const {
+    model::CpuComputeLock compute(transformer->device());
     at::Tensor h = LastHidden(*transformer, batch).to(at::kFloat);
     return at::matmul(h, score.to(at::kFloat).t()).squeeze(-1);
   }
@@ -327,6 +328,7 @@ absl::StatusOr<TrainStepResult> RewardNet::TrainStep(const std::vector<std::vect
     auto batch = MakeBatch(both, impl_->config.vocab_size, impl_->transformer->device());
     if (!batch.ok()) return batch.status();
     const int64_t n = static_cast<int64_t>(chosen.size());
+    model::CpuComputeLock compute(impl_->transformer->device());  // the backward multiplies too
     impl_->optimizer->zero_grad();
     at::Tensor r = impl_->Forward(*batch);
     at::Tensor margin = r.slice(0, 0, n) - r.slice(0, n, 2 * n);

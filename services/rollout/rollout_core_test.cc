@@ -13,6 +13,7 @@ namespace cascade::rollout {
 namespace {
 
 using testing::ExportWeights;
+using testing::GreedyViolation;
 using testing::TinyModel;
 
 GenerateInput Greedy(std::vector<std::vector<int64_t>> prompts, int samples, int64_t version,
@@ -128,8 +129,28 @@ TEST_CASE("requests that arrive while a long one runs join its batch and leave f
     REQUIRE(outputs[k].ok());
     REQUIRE(outputs[k]->size() == 2);
     model::GenerationResult want = Direct(*reference, prompts[k], Greedy({prompts[k]}, 1, 0).sampling);
-    for (const SampleOutput& o : *outputs[k]) CHECK(o.token_ids == want.token_ids);
+    for (const SampleOutput& o : *outputs[k]) {
+      // Joining a batch mid-way changes the shapes the logits are computed
+      // in, so a near-tie may break the other way than alone: require the
+      // reference model's greedy choices and its log-probs of them.
+      CHECK(GreedyViolation(*reference, prompts[k], o.token_ids) == "");
+      CHECK(o.token_ids.size() == want.token_ids.size());
+      std::vector<int64_t> sequence = prompts[k];
+      sequence.insert(sequence.end(), o.token_ids.begin(), o.token_ids.end());
+      auto forced = reference->TokenLogProbs({sequence});
+      REQUIRE(forced.ok());
+      const size_t first = prompts[k].size() - 1;
+      REQUIRE(o.logprobs.size() == o.token_ids.size());
+      for (size_t t = 0; t < o.logprobs.size(); ++t) {
+        CHECK(std::abs(o.logprobs[t] - forced->front()[first + t]) < 1e-4);
+      }
+    }
   }
+
+  // The greedy check tells a wrong token from a tie.
+  std::vector<int64_t> wrong = (*outputs[0])[0].token_ids;
+  wrong[1] = (wrong[1] + 1) % reference->config().vocab_size;
+  CHECK(GreedyViolation(*reference, prompts[0], wrong).find("token 1 ") == 0);
 
   // Cancelling the running request takes it out of the batch at once.
   core.Cancel(*long_id);
@@ -154,7 +175,8 @@ TEST_CASE("a request larger than the token budget runs in parts as room frees up
   REQUIRE(out.ok());
   REQUIRE(out->size() == 6);
   for (const SampleOutput& o : *out) {
-    CHECK(o.token_ids == Direct(*reference, in.prompts[o.prompt_index].token_ids, in.sampling).token_ids);
+    CHECK(GreedyViolation(*reference, in.prompts[o.prompt_index].token_ids, o.token_ids) == "");
+    CHECK(o.token_ids.size() == 6);
   }
   RolloutState state = core.State();
   CHECK(state.peak_running_sequences == 2);

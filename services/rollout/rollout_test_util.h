@@ -3,6 +3,7 @@
 #ifndef CASCADE_SERVICES_ROLLOUT_ROLLOUT_TEST_UTIL_H_
 #define CASCADE_SERVICES_ROLLOUT_ROLLOUT_TEST_UTIL_H_
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -23,6 +24,30 @@ inline std::unique_ptr<model::Model> TinyModel(uint64_t seed) {
   auto m = model::Model::CreateRandom(TinyRolloutConfig(), seed, {.num_threads = 1},
                                       /*perturb=*/0.1);
   return m.ok() ? std::move(*m) : nullptr;
+}
+
+// Empty when every token of `generated` is a greedy choice of `m` after
+// `prompt` and the tokens before it: its logit is within `tolerance` of the
+// largest. Otherwise says which token is not. Greedy tokens from differently
+// shaped batches may differ where two logits tie up to float rounding; this
+// accepts such a flip and nothing else.
+inline std::string GreedyViolation(const model::Model& m, const std::vector<int64_t>& prompt,
+                                   const std::vector<int64_t>& generated, float tolerance = 1e-4f) {
+  std::vector<int64_t> sequence = prompt;
+  sequence.insert(sequence.end(), generated.begin(), generated.end());
+  auto logits = m.Logits({sequence}, /*use_cache=*/false);
+  if (!logits.ok()) return logits.status().ToString();
+  const int64_t vocab = m.config().vocab_size;
+  for (size_t t = 0; t < generated.size(); ++t) {
+    // Logits at the position before token t predict it.
+    const float* row = logits->front().data() + (prompt.size() + t - 1) * vocab;
+    const float best = *std::max_element(row, row + vocab);
+    if (row[generated[t]] < best - tolerance) {
+      return "token " + std::to_string(t) + " (" + std::to_string(generated[t]) + ") has logit " +
+             std::to_string(row[generated[t]]) + ", the largest is " + std::to_string(best);
+    }
+  }
+  return "";
 }
 
 // A model's weights as the learner would hold them: named little-endian

@@ -1,8 +1,6 @@
 #include "services/learner/learner_core.h"
 
 #include <ATen/ATen.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -518,24 +516,11 @@ TEST_CASE("data-parallel rank worker", "[.dp_worker]") {
   REQUIRE(core->SaveCheckpoint(out).ok());
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs two "data-parallel rank worker" processes in `dtype`; they write
 // their checkpoint to `out`.
 void RunTwoRanks(const std::string& out, const std::string& dtype) {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   std::vector<std::unique_ptr<cascade::testing::Subprocess>> ranks;
   for (int rank = 0; rank < 2; ++rank) {
     ranks.push_back(std::make_unique<cascade::testing::Subprocess>(std::vector<std::string>{

@@ -1,9 +1,7 @@
 // The learner over gRPC on loopback: in-process (service + client on a real
 // tiny model) and as `learner serve` processes, including two data-parallel
 // ranks that follow each other over Gloo.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -171,23 +169,11 @@ TEST_CASE("a train step over gRPC changes the weights and reports the step's sta
   fs::remove_all(root);
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 TEST_CASE("two `learner serve` ranks train over gRPC like one process on the whole batch",
           "[learner][integration][distributed]") {
   const std::string root = TempDir("learner_serve_dp");
   const std::string model_dir = InitModel(root);
-  const std::string master = absl::StrCat("127.0.0.1:", FreePort());
+  const std::string master = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
   auto rank = [&](int r) {
     return std::make_unique<Subprocess>(std::vector<std::string>{
         kLearnerBinary, "serve", "--model", model_dir, "--address", "127.0.0.1:0", "--rank",

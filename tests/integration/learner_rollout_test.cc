@@ -3,9 +3,7 @@
 // before the next step, the rollout-vs-learner log-prob mismatch stays ~0,
 // a dead replica does not stop the others, and a restarted replica catches
 // up to the current version when it registers again.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -32,18 +30,6 @@ namespace fs = std::filesystem;
 
 const std::string kLearnerBinary = std::string(CASCADE_BIN_DIR) + "/learner";
 const std::string kRolloutBinary = std::string(CASCADE_BIN_DIR) + "/rollout";
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::string InitModel() {
   std::string root = (fs::temp_directory_path() / "cascade_sync_XXXXXX").string();
@@ -341,7 +327,7 @@ TEST_CASE("a replica refuses a weight group whose parameters do not match its mo
 TEST_CASE("a rollout replica started with --learner registers itself, even before the learner is up",
           "[integration]") {
   const std::string model_dir = InitModel();
-  const std::string learner_address = absl::StrCat("127.0.0.1:", FreePort());
+  const std::string learner_address = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
   testing::Subprocess replica({kRolloutBinary, "serve", "--model", model_dir, "--address",
                                "127.0.0.1:0", "--metrics_port", "-1", "--threads", "1",
                                "--learner", learner_address});

@@ -57,6 +57,10 @@ int ParseListeningPort(const std::string& log);
 // The port from a "metrics on :N/metrics" log line, or -1.
 int ParseMetricsPort(const std::string& log);
 
+// A loopback TCP port that was free a moment ago (for a child told to listen
+// on it, e.g. a rendezvous master that cannot report its port); -1 on error.
+int FreeLoopbackPort();
+
 // The body and headers of http://127.0.0.1:port/metrics ("" when unreachable).
 std::string HttpGetMetrics(int port);
 

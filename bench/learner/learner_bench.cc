@@ -92,19 +92,23 @@ int Run(int argc, char** argv) {
   }
 
   // 3. Cascade: the learner core, constant learning rate, clipping at 1;
-  //    first with the vocabulary projection in chunks (the default), then in
-  //    one piece. Peak RSS after each: the chunked run goes first, so the
-  //    second figure grows only if the whole projection needs more.
+  //    first with activation checkpointing, then with the vocabulary
+  //    projection in chunks (the default), then in one piece. Peak RSS after
+  //    each is the process's high-water mark, so the sides run in the order
+  //    of the memory they are expected to need, and a figure grows only if
+  //    its side needs more than every side before it.
   struct Side {
     std::vector<double> seconds;
     double first_loss = 0;
     double peak_rss_gib = 0;
   };
-  auto run_learner = [&](int64_t logit_chunk_elements) -> std::optional<Side> {
+  auto run_learner = [&](int64_t logit_chunk_elements,
+                         bool activation_checkpointing) -> std::optional<Side> {
     LearnerOptions options;
     options.optimizer.learning_rate = lr;
     options.num_threads = threads;
     options.logit_chunk_elements = logit_chunk_elements;
+    options.activation_checkpointing = activation_checkpointing;
     auto core = LearnerCore::Open(dir, options);
     if (!core.ok()) {
       std::cerr << "learner_bench: " << core.status() << "\n";
@@ -127,14 +131,19 @@ int Run(int argc, char** argv) {
     side.peak_rss_gib = static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // KiB -> GiB
     return side;
   };
-  const std::optional<Side> chunked = run_learner(LearnerOptions().logit_chunk_elements);
-  const std::optional<Side> whole = run_learner(std::numeric_limits<int64_t>::max());
-  if (!chunked.has_value() || !whole.has_value()) return 1;
+  const int64_t default_chunk = LearnerOptions().logit_chunk_elements;
+  const std::optional<Side> recomputed = run_learner(default_chunk, /*activation_checkpointing=*/true);
+  const std::optional<Side> chunked = run_learner(default_chunk, false);
+  const std::optional<Side> whole = run_learner(std::numeric_limits<int64_t>::max(), false);
+  if (!recomputed.has_value() || !chunked.has_value() || !whole.has_value()) return 1;
   const double tokens = static_cast<double>(sequences) * (prompt + response);
   std::printf("learner step: %d sequences x %d tokens (%d assistant), 21.8M parameters, %d threads\n",
               sequences, prompt + response, response, threads);
   std::printf("| side | step seconds (median) | tokens/s | step-1 loss | peak RSS so far (GiB) |\n"
               "|---|---|---|---|---|\n");
+  std::printf("| Cascade learner, head in chunks, activation checkpointing | %.3f | %.0f | %.6f | %.2f |\n",
+              Median(recomputed->seconds), tokens / Median(recomputed->seconds), recomputed->first_loss,
+              recomputed->peak_rss_gib);
   std::printf("| Cascade learner, head in chunks | %.3f | %.0f | %.6f | %.2f |\n", Median(chunked->seconds),
               tokens / Median(chunked->seconds), chunked->first_loss, chunked->peak_rss_gib);
   std::printf("| Cascade learner, head in one piece | %.3f | %.0f | %.6f | %.2f |\n", Median(whole->seconds),

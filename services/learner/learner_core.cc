@@ -545,7 +545,8 @@ absl::StatusOr<StepStats> LearnerCore::ComputeGradients(const Batch& batch) {
       at::Tensor mask_t = at::tensor(mask, at::kByte).view({b, len}).to(dev, at::kBool);
       at::Tensor adv_t = at::tensor(adv, at::kFloat).view({b, len}).to(dev);
       at::Tensor positions = (valid_t.to(at::kLong).cumsum(1) - 1).clamp_min(0);
-      at::Tensor hidden = tr->Hidden(ids_t, positions, valid_t, nullptr);
+      at::Tensor hidden =
+          tr->Hidden(ids_t, positions, valid_t, nullptr, options_.activation_checkpointing);
       // Only assistant positions reach the vocabulary projection: position
       // t-1 predicts token t, so select hidden[:, :-1] where mask[:, 1:].
       at::Tensor sel = mask_t.narrow(1, 1, len - 1);

@@ -101,6 +101,11 @@ struct LearnerOptions {
   // never exist at once: 2^25 floats (128 MiB) is 221 tokens of a 151,936-word
   // vocabulary.
   int64_t logit_chunk_elements = int64_t{1} << 25;
+  // Activation checkpointing: each decoder layer keeps only its input in the
+  // forward pass and is recomputed in the backward, so a micro-batch's
+  // activations take one layer's worth of memory instead of every layer's,
+  // for about one more forward pass of compute.
+  bool activation_checkpointing = false;
   // CPU intra-op threads (0: every hardware thread).
   int num_threads = 0;
   // Where Open() places the model: "cpu", "cuda" or "cuda:N". Create() takes

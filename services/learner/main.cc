@@ -60,6 +60,7 @@ int Serve(int argc, char** argv) {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "constant";
   std::string device = "cpu", dtype = "float32";
+  bool activation_checkpointing = false;
   std::string weight_transport = "grpc", weight_group_backend = "gloo";
   std::string weight_group_address = "127.0.0.1";
   int weight_group_port = 29600, weight_group_timeout_s = 60, weight_bucket_mb = 32;
@@ -84,6 +85,9 @@ int Serve(int argc, char** argv) {
                   "compute dtype: float32, or bfloat16 (float32 master weights and optimizer "
                   "state; publishes bfloat16); float16 is refused (no loss scaling)");
   flags.AddInt("micro-batch-tokens", &micro_batch_tokens, "default micro-batch budget (padded tokens)");
+  flags.AddBool("activation-checkpointing", &activation_checkpointing,
+                "recompute each layer in the backward pass instead of storing its activations "
+                "(less memory, about one more forward pass)");
   flags.AddDouble("lr", &lr, "peak learning rate");
   flags.AddString("schedule", &schedule, "LR schedule: constant, linear_warmup or cosine");
   flags.AddInt("warmup-steps", &warmup_steps, "linear warm-up steps");
@@ -132,6 +136,7 @@ int Serve(int argc, char** argv) {
   options.device = device;
   options.dtype = dtype;
   options.micro_batch_tokens = micro_batch_tokens;
+  options.activation_checkpointing = activation_checkpointing;
   OptimizerOptions& o = options.optimizer;
   o.learning_rate = lr;
   o.weight_decay = weight_decay;

@@ -26,7 +26,8 @@ const std::vector<std::string>& TopLevelKeys() {
 const std::vector<std::string>& ServiceKeys() {
   static const auto* keys = new std::vector<std::string>{
       "embedded", "rollout", "learner", "verifier", "reward_model", "reward_model_dir",
-      "judge_dir", "threads", "call_timeout_s", "unavailable_timeout_s", "items_per_call"};
+      "judge_dir", "threads", "call_timeout_s", "unavailable_timeout_s", "items_per_call",
+      "activation_checkpointing"};
   return *keys;
 }
 // Keys a stage may set; "defaults" may set any of them but name.
@@ -513,6 +514,8 @@ absl::StatusOr<CascadeConfig> ParseCascadeConfig(absl::string_view text, const s
     }
     ASSIGN_OR_RETURN(services.threads, GetIntOr(s, "threads", at, 0));
     RETURN_IF_ERROR(Expect(services.threads >= 0, at.Key("threads"), "must be >= 0"));
+    ASSIGN_OR_RETURN(services.activation_checkpointing,
+                     GetBoolOr(s, "activation_checkpointing", at, false));
     ASSIGN_OR_RETURN(services.call_timeout_s, GetNumberOr(s, "call_timeout_s", at, 600.0));
     RETURN_IF_ERROR(Expect(services.call_timeout_s > 0, at.Key("call_timeout_s"), "must be > 0"));
     ASSIGN_OR_RETURN(services.unavailable_timeout_s, GetNumberOr(s, "unavailable_timeout_s", at, 120.0));

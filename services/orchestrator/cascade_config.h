@@ -142,6 +142,9 @@ struct ServicesConfig {
   std::string judge_dir;
   // CPU threads of the embedded torch services (0: every core).
   int64_t threads = 0;
+  // The embedded learner recomputes layers in the backward pass instead of
+  // storing their activations (LearnerOptions::activation_checkpointing).
+  bool activation_checkpointing = false;
   // Deadline of one call (generation of a whole batch, one train step).
   double call_timeout_s = 600.0;
   // How long a service may stay unreachable (all replicas) before the job fails.

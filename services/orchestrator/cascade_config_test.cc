@@ -78,12 +78,19 @@ TEST_CASE("a valid cascade parses with defaults applied and paths resolved") {
   CHECK(config->stages[0].kind == StageKind::kSft);
   CHECK(math.reset_optimizer);  // each stage starts from fresh AdamW state by default
   CHECK(config->services.items_per_call == 64);
+  CHECK_FALSE(config->services.activation_checkpointing);
 
   Json carried = Fixture::Valid();
   carried["defaults"]["reset_optimizer"] = false;
   auto carried_config = f.Parse(carried);
   REQUIRE(carried_config.ok());
   CHECK_FALSE(carried_config->stages[1].reset_optimizer);
+
+  Json recompute = Fixture::Valid();
+  recompute["services"]["activation_checkpointing"] = true;
+  auto recompute_config = f.Parse(recompute);
+  REQUIRE(recompute_config.ok());
+  CHECK(recompute_config->services.activation_checkpointing);
 }
 
 TEST_CASE("the curriculum gives each step its phase's limits") {
@@ -154,6 +161,9 @@ TEST_CASE("malformed cascades get errors naming the JSON path and what was expec
        "services.rollout[0]", "host:port"},
       {"reset_optimizer not a boolean", [](Json& d) { d["stages"][1]["reset_optimizer"] = "yes"; },
        "stages[1].reset_optimizer", "expected"},
+      {"activation_checkpointing not a boolean",
+       [](Json& d) { d["services"]["activation_checkpointing"] = 1; },
+       "services.activation_checkpointing", "expected"},
       {"zero items per call", [](Json& d) { d["services"]["items_per_call"] = 0; }, "services.items_per_call",
        "must be >= 1"},
       {"empty stage list", [](Json& d) { d["stages"] = Json::array(); }, "cascade.json: stages",

@@ -121,6 +121,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedServices>> EmbeddedServices::Start(const 
   if (resolved->learner.empty()) {
     learner::LearnerOptions options;
     options.num_threads = threads;
+    options.activation_checkpointing = config.services.activation_checkpointing;
     // The orchestrator sends every step's learning rate (the stage's
     // schedule); AdamW otherwise keeps PyTorch's defaults, no weight decay.
     options.optimizer.weight_decay = 0.0;

@@ -152,12 +152,47 @@ absl::Status RolloutPublisher::FormGroup(const model::Model& model,
   return absl::OkStatus();
 }
 
+absl::Status RolloutPublisher::CheckMembers(const std::vector<Replica*>& members) {
+  const std::string& group_id = group_->options().group_id;
+  std::vector<absl::Status> checked(members.size());
+  {
+    std::vector<std::thread> calls;
+    for (size_t i = 0; i < members.size(); ++i) {
+      calls.emplace_back([&, i] {
+        grpc::ClientContext context;
+        SetCallTimeout(context, kMemberCheckTimeout);
+        cascade::v1::RolloutState state;
+        checked[i] = FromGrpcStatus(
+            members[i]->stub->GetState(&context, cascade::v1::GetRolloutStateRequest(), &state));
+        if (checked[i].ok() && state.weight_group_id() != group_id) {
+          checked[i] = absl::FailedPreconditionError(
+              absl::StrCat("is not in weight group ", group_id, " (restarted?)"));
+        }
+      });
+    }
+    for (std::thread& call : calls) call.join();
+  }
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (!checked[i].ok()) missing.push_back(absl::StrCat(members[i]->address, ": ", checked[i].ToString()));
+  }
+  if (!missing.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("weight group members gone: ", absl::StrJoin(missing, "; ")));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RolloutPublisher::Broadcast(int64_t version, const model::Model& model,
                                          const std::vector<Replica*>& members) {
   if (members.empty()) return absl::OkStatus();
   std::vector<std::string> addresses;
   for (Replica* replica : members) addresses.push_back(replica->address);
-  if (group_ == nullptr || group_members_ != addresses) RETURN_IF_ERROR(FormGroup(model, members));
+  if (group_ == nullptr || group_members_ != addresses) {
+    RETURN_IF_ERROR(FormGroup(model, members));
+  } else {
+    RETURN_IF_ERROR(CheckMembers(members));
+  }
 
   // Each replica's ReceiveWeights call stays open while the broadcast runs.
   std::vector<absl::Status> received(members.size());

@@ -10,8 +10,11 @@
 //     formed on the first publish and again whenever the registered replicas
 //     change or a broadcast failed. When forming or broadcasting fails (a
 //     replica down or incompatible), that publish falls back to the gRPC
-//     streams, so a dead replica costs at most the group's timeout, never a
-//     version.
+//     streams. Before broadcasting over a group formed earlier, every member
+//     is asked (GetState, a few seconds at most) whether it is still in it,
+//     so a replica that died or restarted since costs one RPC, not the
+//     group's timeout; one that dies during the broadcast costs at most the
+//     timeout. No version is lost either way.
 //
 // Strict on-policy needs every replica on the new version before the next
 // step, so Publish() waits for every acknowledgement and fails, naming the
@@ -61,6 +64,9 @@ struct RolloutPublisherOptions {
 
 class RolloutPublisher : public WeightPublisher {
  public:
+  // How long a group member may take to answer the check before a broadcast.
+  static constexpr absl::Duration kMemberCheckTimeout = absl::Seconds(5);
+
   explicit RolloutPublisher(RolloutPublisherOptions options = {}) : options_(options) {}
 
   // Adds `address` (host:port). Registering an address again (a restarted
@@ -102,6 +108,10 @@ class RolloutPublisher : public WeightPublisher {
                          const std::vector<Replica*>& members)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   absl::Status FormGroup(const model::Model& model, const std::vector<Replica*>& members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  // UNAVAILABLE naming the members of the current group that do not answer
+  // or no longer belong to it.
+  absl::Status CheckMembers(const std::vector<Replica*>& members)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
 
   const RolloutPublisherOptions options_;

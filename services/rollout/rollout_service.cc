@@ -443,6 +443,10 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::GetState(
   response->set_queued_requests(state.queued_requests);
   response->set_running_sequences(state.running_sequences);
   response->set_max_batch_tokens(state.max_batch_tokens);
+  {
+    absl::MutexLock lock(&group_mu_);
+    if (group_ != nullptr) response->set_weight_group_id(group_->id);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -210,9 +210,12 @@ TEST_CASE("the collective transport broadcasts every version and falls back to s
   auto core = learner::LearnerCore::Open(model_dir, options);
   REQUIRE(core.ok());
   // Small buckets: every version takes many broadcasts.
+  // A group timeout far above what any publish below may take: a dead or
+  // restarted member must be noticed before the broadcast, not by it.
+  const absl::Duration group_timeout = absl::Seconds(40);
   learner::RolloutPublisher publisher({.bucket_bytes = 16 << 10,
                                        .transport = learner::WeightTransport::kCollective,
-                                       .group_timeout = absl::Seconds(5)});
+                                       .group_timeout = group_timeout});
   learner::LearnerServiceImpl service(core->get(), {.publisher = &publisher});
   auto server = GrpcServer::Start({.address = "127.0.0.1:0"}, {&service});
   REQUIRE(server.ok());
@@ -238,12 +241,15 @@ TEST_CASE("the collective transport broadcasts every version and falls back to s
   CHECK(publisher.broadcasts() == broadcasts_before + 3);
   CHECK(publisher.fallbacks() == 0);
 
-  // 2. B dies: the broadcast fails, the version still reaches A over a
-  //    stream, and the error names B.
+  // 2. B dies: the check before the broadcast fails, the version still
+  //    reaches A over a stream, and the error names B; nobody waited for the
+  //    group's timeout.
   replica_b.reset();
   auto step = learner_client->TrainStep(RolloutBatch(*replica_a->client, 3));
   REQUIRE(step.ok());
+  absl::Time start = absl::Now();
   auto published = Publish(*stub);
+  CHECK(absl::Now() - start < group_timeout / 4);
   REQUIRE_FALSE(published.ok());
   CHECK_THAT(std::string(published.status().message()),
              Catch::Contains("1 of 2 rollout replicas acknowledged version 4") &&
@@ -273,6 +279,30 @@ TEST_CASE("the collective transport broadcasts every version and falls back to s
   CHECK(replica_b->Version() == 6);
   CHECK(publisher.broadcasts() == broadcasts_before_restart + 2);
   CHECK(publisher.fallbacks() == fallbacks);
+
+  // 4. B restarts at the same address and nobody registers it again: it is
+  //    alive but outside the group. The check sees that, the version goes to
+  //    both over streams at once, and the next version forms a new group.
+  replica_b.reset();
+  replica_b = std::make_unique<Replica>(model_dir, address_b);
+  REQUIRE(replica_b->Version() == 0);
+  auto before_restart_step = learner_client->TrainStep(RolloutBatch(*replica_a->client, 6));
+  REQUIRE(before_restart_step.ok());
+  start = absl::Now();
+  auto unregistered = Publish(*stub);
+  CHECK(absl::Now() - start < group_timeout / 4);
+  REQUIRE(unregistered.ok());
+  CHECK(unregistered->acknowledged() == 2);
+  CHECK(replica_b->Version() == 7);
+  CHECK(publisher.fallbacks() == fallbacks + 1);
+  auto after_restart_step = learner_client->TrainStep(RolloutBatch(*replica_b->client, 7));
+  REQUIRE(after_restart_step.ok());
+  CHECK(after_restart_step->logprob_mismatch() < 1e-4);
+  const int64_t broadcasts_before_regroup = publisher.broadcasts();
+  REQUIRE(Publish(*stub).ok());
+  CHECK(publisher.broadcasts() == broadcasts_before_regroup + 1);
+  CHECK(replica_a->Version() == 8);
+  CHECK(replica_b->Version() == 8);
 
   (*server)->Shutdown();
   fs::remove_all(fs::path(model_dir).parent_path());

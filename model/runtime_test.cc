@@ -28,6 +28,16 @@ const std::vector<std::vector<int64_t>> kSequences = {
     {300, 301, 302, 303, 304, 305, 306},
 };
 
+// Greedy decoding of `max_new` tokens, EOS ignored.
+GenerationRequest GreedyRequest(std::vector<int64_t> prompt, int64_t max_new) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.params.temperature = 0;
+  r.params.max_new_tokens = max_new;
+  r.params.ignore_eos = true;
+  return r;
+}
+
 std::unique_ptr<Model> TinyModel(Arch arch, uint64_t seed = 7) {
   RuntimeOptions ro;
   ro.num_threads = 2;
@@ -109,12 +119,7 @@ TEST_CASE("greedy generation with the cache equals generation without it", "[mod
     auto model = TinyModel(arch);
     std::vector<GenerationRequest> reqs;
     for (size_t i = 0; i < kSequences.size(); ++i) {
-      GenerationRequest r;
-      r.prompt = kSequences[i];
-      r.params.temperature = 0;
-      r.params.max_new_tokens = 6 + static_cast<int64_t>(i) * 3;
-      r.params.ignore_eos = true;
-      reqs.push_back(r);
+      reqs.push_back(GreedyRequest(kSequences[i], 6 + static_cast<int64_t>(i) * 3));
     }
     GenerateOptions with_cache, without_cache;
     without_cache.use_cache = false;
@@ -308,11 +313,7 @@ TEST_CASE("a continuous batch drops cache columns no live sequence uses", "[mode
 
 TEST_CASE("generation stops at a stop token and reports the finish reason", "[model][generate]") {
   auto model = TinyModel(Arch::kQwen3);
-  GenerationRequest r;
-  r.prompt = kSequences[2];
-  r.params.temperature = 0;
-  r.params.max_new_tokens = 10;
-  r.params.ignore_eos = true;
+  GenerationRequest r = GreedyRequest(kSequences[2], 10);
   auto free_run = model->Generate({r});
   REQUIRE(free_run.ok());
   const auto& toks = (*free_run)[0].token_ids;
@@ -414,11 +415,7 @@ TEST_CASE("two models computing in two threads give what each gives alone",
   const std::vector<std::vector<int64_t>> sequences = {kSequences[0], kSequences[2]};
   auto want = scorer->TokenLogProbs(sequences);
   REQUIRE(want.ok());
-  GenerationRequest request;
-  request.prompt = kSequences[1];
-  request.params.temperature = 0;
-  request.params.max_new_tokens = 40;
-  request.params.ignore_eos = true;
+  const GenerationRequest request = GreedyRequest(kSequences[1], 40);
   auto want_generated = generator->Generate({request});
   REQUIRE(want_generated.ok());
 

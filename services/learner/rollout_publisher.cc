@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,30 @@
 #include "services/rollout/weights_sender.h"
 
 namespace cascade::learner {
+namespace {
+
+// Runs call(i) for every i in [0, n) at once, one thread each (a slow
+// replica must not delay the others), and returns their statuses.
+std::vector<absl::Status> CallEach(size_t n, const std::function<absl::Status(size_t)>& call) {
+  std::vector<absl::Status> results(n);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (size_t i = 0; i < n; ++i) threads.emplace_back([&, i] { results[i] = call(i); });
+  for (std::thread& thread : threads) thread.join();
+  return results;
+}
+
+}  // namespace
+
+// "address: status" for each member whose call failed.
+std::vector<std::string> RolloutPublisher::Failed(const std::vector<Replica*>& members,
+                                                  const std::vector<absl::Status>& results) {
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (!results[i].ok()) failed.push_back(absl::StrCat(members[i]->address, ": ", results[i].ToString()));
+  }
+  return failed;
+}
 
 int RolloutPublisher::RegisterReplica(const std::string& address) {
   // Publications use the stubs without mu_; wait for the one in flight.
@@ -117,25 +142,14 @@ absl::Status RolloutPublisher::FormGroup(const model::Model& model,
     spec->set_dtype(model::TorchDTypeName(info.dtype));
     for (int64_t d : info.shape) spec->add_shape(d);
   }
-  std::vector<absl::Status> accepted(members.size());
-  {
-    std::vector<std::thread> calls;
-    for (size_t i = 0; i < members.size(); ++i) {
-      calls.emplace_back([&, i] {
-        cascade::v1::JoinWeightGroupRequest mine = join;
-        mine.set_rank(static_cast<int>(i) + 1);
-        grpc::ClientContext context;
-        SetCallTimeout(context, absl::Seconds(30));
-        cascade::v1::JoinWeightGroupResponse response;
-        accepted[i] = FromGrpcStatus(members[i]->stub->JoinWeightGroup(&context, mine, &response));
-      });
-    }
-    for (std::thread& call : calls) call.join();
-  }
-  std::vector<std::string> refusals;
-  for (size_t i = 0; i < members.size(); ++i) {
-    if (!accepted[i].ok()) refusals.push_back(absl::StrCat(members[i]->address, ": ", accepted[i].ToString()));
-  }
+  const std::vector<std::string> refusals = Failed(members, CallEach(members.size(), [&](size_t i) {
+    cascade::v1::JoinWeightGroupRequest mine = join;
+    mine.set_rank(static_cast<int>(i) + 1);
+    grpc::ClientContext context;
+    SetCallTimeout(context, absl::Seconds(30));
+    cascade::v1::JoinWeightGroupResponse response;
+    return FromGrpcStatus(members[i]->stub->JoinWeightGroup(&context, mine, &response));
+  }));
   if (!refusals.empty()) {
     return absl::UnavailableError(
         absl::StrCat("weight group not formed: ", absl::StrJoin(refusals, "; ")));
@@ -154,28 +168,18 @@ absl::Status RolloutPublisher::FormGroup(const model::Model& model,
 
 absl::Status RolloutPublisher::CheckMembers(const std::vector<Replica*>& members) {
   const std::string& group_id = group_->options().group_id;
-  std::vector<absl::Status> checked(members.size());
-  {
-    std::vector<std::thread> calls;
-    for (size_t i = 0; i < members.size(); ++i) {
-      calls.emplace_back([&, i] {
-        grpc::ClientContext context;
-        SetCallTimeout(context, kMemberCheckTimeout);
-        cascade::v1::RolloutState state;
-        checked[i] = FromGrpcStatus(
-            members[i]->stub->GetState(&context, cascade::v1::GetRolloutStateRequest(), &state));
-        if (checked[i].ok() && state.weight_group_id() != group_id) {
-          checked[i] = absl::FailedPreconditionError(
-              absl::StrCat("is not in weight group ", group_id, " (restarted?)"));
-        }
-      });
+  const std::vector<std::string> missing = Failed(members, CallEach(members.size(), [&](size_t i) {
+    grpc::ClientContext context;
+    SetCallTimeout(context, kMemberCheckTimeout);
+    cascade::v1::RolloutState state;
+    absl::Status answered = FromGrpcStatus(
+        members[i]->stub->GetState(&context, cascade::v1::GetRolloutStateRequest(), &state));
+    if (answered.ok() && state.weight_group_id() != group_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("not in weight group ", group_id, " (restarted?)"));
     }
-    for (std::thread& call : calls) call.join();
-  }
-  std::vector<std::string> missing;
-  for (size_t i = 0; i < members.size(); ++i) {
-    if (!checked[i].ok()) missing.push_back(absl::StrCat(members[i]->address, ": ", checked[i].ToString()));
-  }
+    return answered;
+  }));
   if (!missing.empty()) {
     return absl::UnavailableError(
         absl::StrCat("weight group members gone: ", absl::StrJoin(missing, "; ")));
@@ -216,11 +220,8 @@ absl::Status RolloutPublisher::Broadcast(int64_t version, const model::Model& mo
   }
   model::Status sent = group_->Send(model, options_.bucket_bytes);
   for (std::thread& call : calls) call.join();
-  std::vector<std::string> failures;
-  if (!sent.ok()) failures.push_back(absl::StrCat("learner: ", sent.message()));
-  for (size_t i = 0; i < members.size(); ++i) {
-    if (!received[i].ok()) failures.push_back(absl::StrCat(members[i]->address, ": ", received[i].ToString()));
-  }
+  std::vector<std::string> failures = Failed(members, received);
+  if (!sent.ok()) failures.insert(failures.begin(), absl::StrCat("learner: ", sent.message()));
   if (!failures.empty()) {
     return absl::UnavailableError(absl::StrCat("broadcast of version ", version, " failed: ",
                                                absl::StrJoin(failures, "; ")));

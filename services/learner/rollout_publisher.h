@@ -100,6 +100,9 @@ class RolloutPublisher : public WeightPublisher {
     int64_t acknowledged_version = -1;  // -1: nothing acknowledged yet
   };
 
+  // "address: status" for each of `members` whose entry in `results` failed.
+  static std::vector<std::string> Failed(const std::vector<Replica*>& members,
+                                         const std::vector<absl::Status>& results);
   // The gRPC path of Publish and of the collective fallback.
   absl::Status PublishStreams(int64_t version, const std::vector<TensorView>& tensors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);

@@ -187,13 +187,11 @@ struct HeadCheckpoint : public torch::autograd::Function<HeadCheckpoint> {
   }
 };
 
-}  // namespace
-
-namespace {
 std::recursive_mutex& CpuComputeMutex() {
   static std::recursive_mutex* mu = new std::recursive_mutex;  // never destroyed: used at exit
   return *mu;
 }
+
 }  // namespace
 
 CpuComputeLock::CpuComputeLock(const at::Device& device) : held_(device.is_cpu()) {

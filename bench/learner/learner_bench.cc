@@ -1,7 +1,7 @@
 // Learner step time: one GRPO step (forward, token-level loss, backward,
 // clipping, AdamW) of Cascade's learner against a plain PyTorch eager
 // reference of the same loss (bench/learner/grpo_reference.py) on the same
-// ~21.8M-parameter model, batch, learning rate and thread count, in one run.
+// ~21.7M-parameter model, batch, learning rate and thread count, in one run.
 // The first step of each side is a warm-up; the table reports the median of
 // the rest, and the step-1 losses of both sides as a check that they compute
 // the same thing.
@@ -137,8 +137,14 @@ int Run(int argc, char** argv) {
   const std::optional<Side> whole = run_learner(std::numeric_limits<int64_t>::max(), false);
   if (!recomputed.has_value() || !chunked.has_value() || !whole.has_value()) return 1;
   const double tokens = static_cast<double>(sequences) * (prompt + response);
-  std::printf("learner step: %d sequences x %d tokens (%d assistant), 21.8M parameters, %d threads\n",
-              sequences, prompt + response, response, threads);
+  double parameters = 0;
+  for (const model::ParameterInfo& info : (*model)->Parameters()) {
+    double n = 1;
+    for (int64_t d : info.shape) n *= static_cast<double>(d);
+    parameters += n;
+  }
+  std::printf("learner step: %d sequences x %d tokens (%d assistant), %.1fM parameters, %d threads\n",
+              sequences, prompt + response, response, parameters / 1e6, threads);
   std::printf("| side | step seconds (median) | tokens/s | step-1 loss | peak RSS so far (GiB) |\n"
               "|---|---|---|---|---|\n");
   std::printf("| Cascade learner, head in chunks, activation checkpointing | %.3f | %.0f | %.6f | %.2f |\n",

@@ -1,4 +1,4 @@
-// The ~21.8M-parameter Qwen3-shaped model every CPU benchmark uses
+// The ~21.7M-parameter Qwen3-shaped model every CPU benchmark uses
 // (model_bench, learner_bench), so their figures describe the same model.
 #ifndef CASCADE_BENCH_MODEL_BENCH_CONFIG_H_
 #define CASCADE_BENCH_MODEL_BENCH_CONFIG_H_

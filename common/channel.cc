@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
 
 namespace cascade {
 namespace {
@@ -40,7 +41,16 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
               static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::optional<TlsConfig> tls = options.tls;
+  if (!tls.has_value() && options.tls_from_environment) {
+    const absl::StatusOr<std::optional<TlsConfig>>& environment = TlsFromEnvironment();
+    if (environment.ok()) {
+      tls = *environment;
+    } else {
+      CASCADE_LOG(ERROR) << "channel to " << target << " without TLS: " << environment.status();
+    }
+  }
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(tls), args);
 }
 
 void SetCallTimeout(grpc::ClientContext& context, absl::Duration timeout) {

@@ -14,9 +14,11 @@
 #include <grpcpp/client_context.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/tls.h"
 
 namespace cascade {
 
@@ -34,13 +36,19 @@ struct ChannelOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Largest message received; bulk tensors stream in chunks well below it.
   int max_receive_message_bytes = 256 << 20;
+  // TLS (common/tls.h): this configuration when set; otherwise the process's
+  // CASCADE_TLS_* environment unless `tls_from_environment` is false. A broken
+  // environment is logged and the channel stays plaintext, which TLS servers
+  // refuse (servers of the same process refuse to start).
+  std::optional<TlsConfig> tls;
+  bool tls_from_environment = true;
 };
 
 // The service-config JSON: the retry policy and the round_robin load-balancing
 // policy (exposed for tests).
 std::string ChannelServiceConfigJson(const ChannelOptions& options);
 
-// An insecure channel to `target` ("host:port") with the options above.
+// A channel to `target` ("host:port") with the options above.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options = {});
 

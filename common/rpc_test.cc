@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "common/json_util.h"
 #include "common/metrics.h"
 #include "common/server.h"
+#include "common/tls.h"
 #include "cascade/v1/verifier.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -131,6 +133,94 @@ TEST_CASE("a maximum connection age makes clients reconnect without failing a ca
   };
   CHECK(distinct(aged_service.peers()) >= 3);
   CHECK(distinct(steady_service.peers()) == 1);
+}
+
+// A CA and one certificate for "localhost" and 127.0.0.1 signed by it, made
+// by the openssl command (as a deployment's secret would be), in `dir`.
+void MakeCertificates(const std::string& dir, const std::string& name) {
+  const std::string p = dir + "/" + name;
+  const std::string script = absl::StrCat(
+      "set -e; cd '", dir, "'; ",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ", name, "-ca.key -out ", name,
+      "-ca.crt -days 2 -subj /CN=", name, "-ca 2>/dev/null; ",
+      "openssl req -newkey rsa:2048 -nodes -keyout ", name, ".key -out ", name,
+      ".csr -subj /CN=localhost 2>/dev/null; ",
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ", name, ".ext; ",
+      "openssl x509 -req -in ", name, ".csr -CA ", name, "-ca.crt -CAkey ", name,
+      "-ca.key -CAcreateserial -out ", name, ".crt -days 2 -extfile ", name, ".ext 2>/dev/null");
+  REQUIRE(std::system(("bash -c \"" + script + "\"").c_str()) == 0);
+}
+
+grpc::Status HealthCheck(const std::string& target, const ChannelOptions& options) {
+  auto stub = Health::NewStub(MakeChannel(target, options));
+  grpc::ClientContext context;
+  SetCallTimeout(context, absl::Seconds(5));
+  HealthCheckResponse response;
+  return stub->Check(&context, HealthCheckRequest(), &response);
+}
+
+TEST_CASE("with TLS configured a server takes only clients with a certificate from its CA") {
+  char tmpl[] = "/tmp/cascade_tls_XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  MakeCertificates(dir, "ours");
+  MakeCertificates(dir, "theirs");
+  auto ours = LoadTlsFiles(dir + "/ours.crt", dir + "/ours.key", dir + "/ours-ca.crt");
+  auto theirs = LoadTlsFiles(dir + "/theirs.crt", dir + "/theirs.key", dir + "/theirs-ca.crt");
+  REQUIRE(ours.ok());
+  REQUIRE(theirs.ok());
+
+  cascade::v1::Verifier::CallbackService unimplemented;
+  auto server = GrpcServer::Start({.address = "127.0.0.1:0", .tls = *ours}, {&unimplemented});
+  REQUIRE(server.ok());
+  const std::string target = absl::StrCat("localhost:", (*server)->port());
+  ChannelOptions options;
+  options.max_attempts = 2;  // failures come back quickly
+
+  options.tls = *ours;  // the same secret on both sides, as the chart mounts it
+  CHECK(HealthCheck(target, options).ok());
+  options.tls.reset();
+  options.tls_from_environment = false;
+  CHECK(HealthCheck(target, options).error_code() == grpc::StatusCode::UNAVAILABLE);  // plaintext
+  options.tls = *theirs;  // a certificate of another CA, which also distrusts ours
+  CHECK_FALSE(HealthCheck(target, options).ok());
+  options.tls = *ours;
+  options.tls->cert_chain = theirs->cert_chain;  // our CA, but someone else's certificate
+  options.tls->private_key = theirs->private_key;
+  CHECK_FALSE(HealthCheck(target, options).ok());
+  // A plaintext server is not reached over TLS either.
+  auto plain = GrpcServer::Start({.address = "127.0.0.1:0", .tls_from_environment = false},
+                                 {&unimplemented});
+  REQUIRE(plain.ok());
+  options.tls = *ours;
+  CHECK_FALSE(HealthCheck(absl::StrCat("localhost:", (*plain)->port()), options).ok());
+  (*plain)->Shutdown();
+  (*server)->Shutdown();
+
+  // Bad files and a half-set environment are errors naming what is wrong.
+  auto missing = LoadTlsFiles(dir + "/ours.crt", dir + "/nope.key", dir + "/ours-ca.crt");
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK_THAT(std::string(missing.status().message()), Catch::Contains("CASCADE_TLS_KEY_FILE=") &&
+                                                          Catch::Contains("nope.key"));
+  auto not_pem = LoadTlsFiles(dir + "/ours.ext", dir + "/ours.key", dir + "/ours-ca.crt");
+  CHECK_THAT(std::string(not_pem.status().message()), Catch::Contains("not a PEM file"));
+  setenv(kTlsCertFileEnv, (dir + "/ours.crt").c_str(), 1);
+  auto half = ReadTlsEnvironment();
+  CHECK_THAT(std::string(half.status().message()),
+             Catch::Contains("CASCADE_TLS_KEY_FILE and CASCADE_TLS_CA_FILE not set"));
+  setenv(kTlsKeyFileEnv, (dir + "/ours.key").c_str(), 1);
+  setenv(kTlsCaFileEnv, (dir + "/ours-ca.crt").c_str(), 1);
+  auto whole = ReadTlsEnvironment();
+  REQUIRE(whole.ok());
+  REQUIRE(whole->has_value());
+  CHECK((*whole)->root_certs == ours->root_certs);
+  unsetenv(kTlsCertFileEnv);
+  unsetenv(kTlsKeyFileEnv);
+  unsetenv(kTlsCaFileEnv);
+  auto none = ReadTlsEnvironment();
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 TEST_CASE("the channel service config is valid JSON: round_robin, retrying only UNAVAILABLE") {

@@ -14,12 +14,14 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 
 namespace cascade {
 
@@ -34,6 +36,10 @@ struct ServerOptions {
   // flight finish), so clients of a scaled-out service re-resolve its name
   // and spread over pods that started since. Infinite: never.
   absl::Duration max_connection_age = absl::InfiniteDuration();
+  // TLS (common/tls.h): this configuration when set; otherwise the process's
+  // CASCADE_TLS_* environment unless `tls_from_environment` is false.
+  std::optional<TlsConfig> tls;
+  bool tls_from_environment = true;
 };
 
 // Help text and value of the `--max_connection_age_s` flag of services that

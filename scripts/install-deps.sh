@@ -32,8 +32,8 @@ PACKAGES=(
   libginac-dev libcln-dev libicu-dev libcld2-dev libseccomp-dev
   # tokenizer, job store
   libpcre2-dev libutf8proc-dev libsqlite3-dev
-  # learner checkpoint checksums (SHA-256)
-  libssl-dev
+  # learner checkpoint checksums (SHA-256); certificates for the TLS test
+  libssl-dev openssl
   # torch core (model runtime, learner, rollout)
   libtorch-dev libgloo-dev libopenblas0-serial
   # deployment checks (scripts/check-deploy.sh): promtool, manifest and schema checks, /metrics scrapes

@@ -69,8 +69,14 @@ def check(scenario, docs, rules, cascade_schema):
             ports = {p["containerPort"]: p.get("name") for p in c.get("ports", [])}
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 p = c.get(probe)
-                if p and p.get("grpc", {}).get("port") not in ports:
+                if not p:
+                    continue
+                action = p.get("grpc") or p.get("tcpSocket") or {}
+                if action.get("port") not in ports:
                     err(scenario, w, f"{probe} checks a port the container does not open")
+                tls_on = any(e["name"] == "CASCADE_TLS_CA_FILE" for e in c.get("env", []))
+                if tls_on and "grpc" in p:
+                    err(scenario, w, f"{probe} is a plaintext gRPC probe but the server requires TLS")
             env = [e["name"] for e in c.get("env", [])]
             if len(env) != len(set(env)):
                 err(scenario, w, f"container {c['name']} sets an environment variable twice")

@@ -133,20 +133,29 @@ spec:
 
 {{/* Startup, liveness and readiness probes over grpc.health.v1 on `port`: (dict "root" $ "port" 50052).
 A busy service (a verifier at full CPU, a rollout mid-batch) may answer health
-slowly: timeouts are generous and liveness needs several misses. */}}
+slowly: timeouts are generous and liveness needs several misses. With TLS the
+servers require client certificates, which the kubelet's gRPC probe cannot
+present: the probes then check that the port accepts connections. */}}
+{{- define "cascade.probeAction" -}}
+{{- if .root.Values.tls.enabled -}}
+tcpSocket: {port: {{ .port }}}
+{{- else -}}
+grpc: {port: {{ .port }}}
+{{- end -}}
+{{- end -}}
 {{- define "cascade.grpcProbes" -}}
 startupProbe:
-  grpc: {port: {{ .port }}}
+  {{- include "cascade.probeAction" . | nindent 2 }}
   periodSeconds: {{ .root.Values.probes.periodSeconds }}
   timeoutSeconds: {{ .root.Values.probes.timeoutSeconds }}
   failureThreshold: {{ div .root.Values.probes.startupSeconds .root.Values.probes.periodSeconds | max 1 }}
 livenessProbe:
-  grpc: {port: {{ .port }}}
+  {{- include "cascade.probeAction" . | nindent 2 }}
   periodSeconds: {{ .root.Values.probes.periodSeconds }}
   timeoutSeconds: {{ .root.Values.probes.timeoutSeconds }}
   failureThreshold: 6
 readinessProbe:
-  grpc: {port: {{ .port }}}
+  {{- include "cascade.probeAction" . | nindent 2 }}
   periodSeconds: {{ .root.Values.probes.periodSeconds }}
   timeoutSeconds: {{ .root.Values.probes.timeoutSeconds }}
   failureThreshold: 3

@@ -41,16 +41,12 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
               static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  std::optional<TlsConfig> tls = options.tls;
-  if (!tls.has_value() && options.tls_from_environment) {
-    const absl::StatusOr<std::optional<TlsConfig>>& environment = TlsFromEnvironment();
-    if (environment.ok()) {
-      tls = *environment;
-    } else {
-      CASCADE_LOG(ERROR) << "channel to " << target << " without TLS: " << environment.status();
-    }
+  absl::StatusOr<std::optional<TlsConfig>> tls = ResolveTls(options.tls, options.tls_from_environment);
+  if (!tls.ok()) {
+    CASCADE_LOG(ERROR) << "channel to " << target << " without TLS: " << tls.status();
+    tls = std::optional<TlsConfig>();
   }
-  return grpc::CreateCustomChannel(target, MakeChannelCredentials(tls), args);
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(*tls), args);
 }
 
 void SetCallTimeout(grpc::ClientContext& context, absl::Duration timeout) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -138,7 +139,6 @@ TEST_CASE("a maximum connection age makes clients reconnect without failing a ca
 // A CA and one certificate for "localhost" and 127.0.0.1 signed by it, made
 // by the openssl command (as a deployment's secret would be), in `dir`.
 void MakeCertificates(const std::string& dir, const std::string& name) {
-  const std::string p = dir + "/" + name;
   const std::string script = absl::StrCat(
       "set -e; cd '", dir, "'; ",
       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ", name, "-ca.key -out ", name,
@@ -220,7 +220,7 @@ TEST_CASE("with TLS configured a server takes only clients with a certificate fr
   auto none = ReadTlsEnvironment();
   REQUIRE(none.ok());
   CHECK_FALSE(none->has_value());
-  std::system(("rm -rf '" + dir + "'").c_str());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("the channel service config is valid JSON: round_robin, retrying only UNAVAILABLE") {

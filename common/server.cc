@@ -14,16 +14,12 @@ namespace cascade {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const ServerOptions& options, const std::vector<grpc::Service*>& services) {
-  std::optional<TlsConfig> tls = options.tls;
-  if (!tls.has_value() && options.tls_from_environment) {
-    const absl::StatusOr<std::optional<TlsConfig>>& environment = TlsFromEnvironment();
-    if (!environment.ok()) return environment.status();
-    tls = *environment;
-  }
+  absl::StatusOr<std::optional<TlsConfig>> tls = ResolveTls(options.tls, options.tls_from_environment);
+  if (!tls.ok()) return tls.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.address, MakeServerCredentials(tls), &port);
+  builder.AddListeningPort(options.address, MakeServerCredentials(*tls), &port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Clients ping every 30 s while calls are open; accept that instead of
   // answering with GOAWAY "too_many_pings".

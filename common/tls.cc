@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace cascade {
 namespace {
@@ -39,24 +40,23 @@ absl::StatusOr<std::optional<TlsConfig>> ReadTlsEnvironment() {
         absl::StrCat("TLS is half configured: ", absl::StrJoin(missing, " and "),
                      " not set (set all three of ", absl::StrJoin(names, ", "), ", or none)"));
   }
-  absl::StatusOr<TlsConfig> loaded = LoadTlsFiles(values[0], values[1], values[2]);
-  if (!loaded.ok()) return loaded.status();
-  return std::optional<TlsConfig>(std::move(*loaded));
+  ASSIGN_OR_RETURN(TlsConfig loaded, LoadTlsFiles(values[0], values[1], values[2]));
+  return std::optional<TlsConfig>(std::move(loaded));
 }
 
 absl::StatusOr<TlsConfig> LoadTlsFiles(const std::string& cert_file, const std::string& key_file,
                                        const std::string& ca_file) {
   TlsConfig tls;
-  absl::StatusOr<std::string> cert = ReadPem(cert_file, kTlsCertFileEnv);
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(key_file, kTlsKeyFileEnv);
-  if (!key.ok()) return key.status();
-  absl::StatusOr<std::string> ca = ReadPem(ca_file, kTlsCaFileEnv);
-  if (!ca.ok()) return ca.status();
-  tls.cert_chain = std::move(*cert);
-  tls.private_key = std::move(*key);
-  tls.root_certs = std::move(*ca);
+  ASSIGN_OR_RETURN(tls.cert_chain, ReadPem(cert_file, kTlsCertFileEnv));
+  ASSIGN_OR_RETURN(tls.private_key, ReadPem(key_file, kTlsKeyFileEnv));
+  ASSIGN_OR_RETURN(tls.root_certs, ReadPem(ca_file, kTlsCaFileEnv));
   return tls;
+}
+
+absl::StatusOr<std::optional<TlsConfig>> ResolveTls(const std::optional<TlsConfig>& explicit_tls,
+                                                    bool from_environment) {
+  if (explicit_tls.has_value() || !from_environment) return explicit_tls;
+  return TlsFromEnvironment();
 }
 
 const absl::StatusOr<std::optional<TlsConfig>>& TlsFromEnvironment() {

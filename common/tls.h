@@ -33,8 +33,8 @@ struct TlsConfig {
   std::string root_certs;
 };
 
-// Reads the three files; errors name the file and the variable it came from
-// (`what`, e.g. "CASCADE_TLS_KEY_FILE").
+// Reads the three files; errors name the file and the variable it stands for
+// (e.g. "CASCADE_TLS_KEY_FILE=/path: cannot open").
 absl::StatusOr<TlsConfig> LoadTlsFiles(const std::string& cert_file, const std::string& key_file,
                                        const std::string& ca_file);
 
@@ -44,6 +44,11 @@ absl::StatusOr<std::optional<TlsConfig>> ReadTlsEnvironment();
 // ReadTlsEnvironment() as of its first call: what every server and channel
 // of the process uses.
 const absl::StatusOr<std::optional<TlsConfig>>& TlsFromEnvironment();
+
+// What a server or channel uses: `explicit_tls` when set, else the process's
+// environment when `from_environment`, else plaintext (nullopt).
+absl::StatusOr<std::optional<TlsConfig>> ResolveTls(const std::optional<TlsConfig>& explicit_tls,
+                                                    bool from_environment);
 
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const std::optional<TlsConfig>& tls);
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const std::optional<TlsConfig>& tls);

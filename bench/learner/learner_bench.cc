@@ -137,14 +137,9 @@ int Run(int argc, char** argv) {
   const std::optional<Side> whole = run_learner(std::numeric_limits<int64_t>::max(), false);
   if (!recomputed.has_value() || !chunked.has_value() || !whole.has_value()) return 1;
   const double tokens = static_cast<double>(sequences) * (prompt + response);
-  double parameters = 0;
-  for (const model::ParameterInfo& info : (*model)->Parameters()) {
-    double n = 1;
-    for (int64_t d : info.shape) n *= static_cast<double>(d);
-    parameters += n;
-  }
   std::printf("learner step: %d sequences x %d tokens (%d assistant), %.1fM parameters, %d threads\n",
-              sequences, prompt + response, response, parameters / 1e6, threads);
+              sequences, prompt + response, response,
+              static_cast<double>((*model)->config().NumParameters()) / 1e6, threads);
   std::printf("| side | step seconds (median) | tokens/s | step-1 loss | peak RSS so far (GiB) |\n"
               "|---|---|---|---|---|\n");
   std::printf("| Cascade learner, head in chunks, activation checkpointing | %.3f | %.0f | %.6f | %.2f |\n",

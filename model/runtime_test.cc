@@ -12,31 +12,19 @@
 #include <thread>
 
 #include "model/json.h"
+#include "model/runtime_test_util.h"
 #include "model/test_util.h"
 
 namespace cascade::model {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::GreedyRequest;
+using testing::kSequences;
 using testing::MakeTempDir;
+using testing::MaxAbsDiff;
+using testing::ReferenceLogits;
 using testing::TinyConfig;
-
-// Prompts of different lengths so that batches need padding.
-const std::vector<std::vector<int64_t>> kSequences = {
-    {5, 17, 256, 3, 999, 42, 7, 7, 100, 1, 2, 3, 4},
-    {998, 11},
-    {300, 301, 302, 303, 304, 305, 306},
-};
-
-// Greedy decoding of `max_new` tokens, EOS ignored.
-GenerationRequest GreedyRequest(std::vector<int64_t> prompt, int64_t max_new) {
-  GenerationRequest r;
-  r.prompt = std::move(prompt);
-  r.params.temperature = 0;
-  r.params.max_new_tokens = max_new;
-  r.params.ignore_eos = true;
-  return r;
-}
 
 std::unique_ptr<Model> TinyModel(Arch arch, uint64_t seed = 7) {
   RuntimeOptions ro;
@@ -44,45 +32,6 @@ std::unique_ptr<Model> TinyModel(Arch arch, uint64_t seed = 7) {
   auto m = Model::CreateRandom(TinyConfig(arch), seed, ro, /*perturb=*/0.3);
   REQUIRE(m.ok());
   return std::move(*m);
-}
-
-// Runs tests/model_reference/reference.py on a saved model.
-std::vector<std::vector<float>> ReferenceLogits(const std::string& dir,
-                                                const std::vector<std::vector<int64_t>>& seqs,
-                                                int64_t vocab) {
-  Json in = Json::MakeArray();
-  for (const auto& s : seqs) {
-    Json row = Json::MakeArray();
-    for (int64_t id : s) row.push_back(Json(id));
-    in.push_back(row);
-  }
-  REQUIRE(WriteStringToFile(dir + "/ref_in.json", in.Dump()).ok());
-  const std::string cmd = std::string("REFERENCE_THREADS=1 ") + CASCADE_PYTHON + " " +
-                          CASCADE_MODEL_REFERENCE_DIR + "/reference.py logits " + dir + " " + dir +
-                          "/ref_in.json " + dir + "/ref_out.bin";
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  std::string raw = *ReadFileToString(dir + "/ref_out.bin");
-  std::vector<std::vector<float>> out;
-  size_t off = 0;
-  for (const auto& s : seqs) {
-    std::vector<float> v(s.size() * vocab);
-    REQUIRE(off + v.size() * 4 <= raw.size());
-    std::memcpy(v.data(), raw.data() + off, v.size() * 4);
-    off += v.size() * 4;
-    out.push_back(std::move(v));
-  }
-  REQUIRE(off == raw.size());
-  return out;
-}
-
-float MaxAbsDiff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-  REQUIRE(a.size() == b.size());
-  float worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    REQUIRE(a[i].size() == b[i].size());
-    for (size_t j = 0; j < a[i].size(); ++j) worst = std::max(worst, std::fabs(a[i][j] - b[i][j]));
-  }
-  return worst;
 }
 
 TEST_CASE("logits match the independent PyTorch reference with and without the KV cache",

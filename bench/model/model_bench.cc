@@ -5,12 +5,19 @@
 //   - teacher-forced log-prob tokens/s;
 //   - peak memory of log-probs over an 8K-token sequence, chunked vs not.
 // The memory figures come from child processes of this binary
-// (--memory-child), each reporting its own VmHWM above its post-load RSS.
+// (--memory-child), each reporting its own VmHWM above its post-load RSS, or
+// on CUDA the caching allocator's peak above its post-load allocation.
+// On CUDA the peer is Hugging Face transformers (bfloat16, its batched
+// generate() and a full log_softmax), run by tests/model_reference/
+// transformers_reference.py on the same saved directory.
 //
 // usage: model_bench [--device cpu|cuda] [--threads N] [--seq 8192]
 //                    [--benchmark_out=FILE.json] [--quick]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#ifdef CASCADE_MODEL_BENCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -96,6 +103,15 @@ int MemoryChild(const Args& args) {
   at::Tensor valid = at::ones({1, args.seq}, at::TensorOptions().dtype(at::kBool).device(t.device()));
   const bool cuda = t.device().is_cuda();
   const int64_t base_kb = StatusKb("VmRSS:");
+#ifdef CASCADE_MODEL_BENCH_CUDA
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  const int device_index = t.device().index() < 0 ? 0 : t.device().index();
+  int64_t base_cuda = 0;
+  if (cuda) {
+    alloc::resetPeakStats(device_index);
+    base_cuda = alloc::getDeviceStats(device_index).allocated_bytes[0].current;
+  }
+#endif
   double t0 = Now();
   at::Tensor lp;
   {
@@ -112,7 +128,15 @@ int MemoryChild(const Args& args) {
   r["seconds"] = secs;
   r["logprob_sum"] = sum;
   r["peak_above_load_mb"] = static_cast<double>(StatusKb("VmHWM:") - base_kb) / 1024.0;
-  (void)cuda;
+#ifdef CASCADE_MODEL_BENCH_CUDA
+  if (cuda) {
+    const int64_t peak = alloc::getDeviceStats(device_index).allocated_bytes[0].peak;
+    r["peak_above_load_mb"] = static_cast<double>(peak - base_cuda) / (1024.0 * 1024.0);
+    r["memory"] = "cuda caching allocator";
+  }
+#else
+  if (cuda) r["memory"] = "host RSS only (built without the CUDA allocator header)";
+#endif
   std::cout << r.Dump() << std::endl;
   return 0;
 }
@@ -252,18 +276,23 @@ int Main(int argc, char** argv) {
     results["logprobs_tokens_per_s"] = lp_seqs.size() * 511 / secs;
   }
 
-  // The Python reference on the same weights (CPU only; it has no batching,
-  // so its batch-32 rate is measured on 4 prompts decoded one after another).
-  if (args.device == "cpu") {
+  // The peer on the same weights. On the CPU, the plain PyTorch reference: it
+  // has no batching, so its batch-32 rate is measured on 4 prompts decoded
+  // one after another. On CUDA, transformers with every batch whole.
+  const bool on_cpu = args.device == "cpu";
+  const std::string peer = on_cpu ? "python reference" : "transformers bf16";
+  {
     Json spec = Json::MakeObject();
     spec["max_new_tokens"] = new_tokens;
     spec["generate"]["batch1"] = ToJsonIds(RandomSeqs(1, prompt_len, config.vocab_size, 11));
-    spec["generate"]["batch32"] = ToJsonIds(RandomSeqs(4, prompt_len, config.vocab_size, 42));
-    spec["logprobs"] = ToJsonIds(std::vector<std::vector<int64_t>>(lp_seqs.begin(), lp_seqs.begin() + 2));
+    spec["generate"]["batch32"] = ToJsonIds(RandomSeqs(on_cpu ? 4 : 32, prompt_len, config.vocab_size, 42));
+    spec["logprobs"] = ToJsonIds(on_cpu ? std::vector<std::vector<int64_t>>(lp_seqs.begin(), lp_seqs.begin() + 2)
+                                        : lp_seqs);
     WriteStringToFile(dir + "/bench_spec.json", spec.Dump()).ok();
-    const std::string cmd = "REFERENCE_THREADS=" + std::to_string(args.threads) + " " +
-                            CASCADE_PYTHON + " " + CASCADE_MODEL_REFERENCE_DIR + "/reference.py bench " +
-                            dir + " " + dir + "/bench_spec.json";
+    const std::string script = on_cpu ? "/reference.py" : "/transformers_reference.py";
+    const std::string cmd = "REFERENCE_THREADS=" + std::to_string(args.threads) + " REFERENCE_DEVICE=" +
+                            args.device + " " + CASCADE_PYTHON + " " + CASCADE_MODEL_REFERENCE_DIR +
+                            script + " bench " + dir + " " + dir + "/bench_spec.json";
     FILE* p = popen(cmd.c_str(), "r");
     std::string text;
     char buf[4096];
@@ -275,8 +304,7 @@ int Main(int argc, char** argv) {
         results["reference_logprobs_tokens_per_s"] = ref->Find("logprobs")->as_double();
       }
     } else {
-      std::cerr << "model_bench: the Python reference did not run (" << CASCADE_PYTHON
-                << " needs python3-torch); reporting ours only\n";
+      std::cerr << "model_bench: the " << peer << " did not run (" << cmd << "); reporting ours only\n";
     }
   }
 
@@ -292,7 +320,9 @@ int Main(int argc, char** argv) {
     const Json* b = results.Find(theirs);
     return (a && b && b->as_double() > 0) ? a->as_double() / b->as_double() : 0.0;
   };
-  std::printf("| measure | cascade | python reference | ratio |\n|---|---|---|---|\n");
+  results["peer"] = peer;
+  std::printf("| measure (%s) | cascade | %s | ratio |\n|---|---|---|---|\n", args.device.c_str(),
+              peer.c_str());
   for (const char* m : {"generate_batch1_tokens_per_s", "generate_batch32_tokens_per_s",
                         "logprobs_tokens_per_s"}) {
     const std::string ref = std::string("reference_") + m;

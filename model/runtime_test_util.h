@@ -1,0 +1,84 @@
+// Catch2 helpers shared by runtime_test.cc and gpu_check_test.cc (not part of
+// the library): prompts that need padding, greedy requests and the logits of
+// an independent Python implementation run on a saved model directory.
+#ifndef CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
+#define CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "model/json.h"
+#include "model/runtime.h"
+
+namespace cascade::model::testing {
+
+// Prompts of different lengths so that batches need padding.
+inline const std::vector<std::vector<int64_t>> kSequences = {
+    {5, 17, 256, 3, 999, 42, 7, 7, 100, 1, 2, 3, 4},
+    {998, 11},
+    {300, 301, 302, 303, 304, 305, 306},
+};
+
+// Greedy decoding of `max_new` tokens, EOS ignored.
+inline GenerationRequest GreedyRequest(std::vector<int64_t> prompt, int64_t max_new) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.params.temperature = 0;
+  r.params.max_new_tokens = max_new;
+  r.params.ignore_eos = true;
+  return r;
+}
+
+// Runs `script logits DIR IN.json OUT.bin` from tests/model_reference (the
+// plain PyTorch reference.py, or transformers_reference.py) on a saved model
+// and returns the float32 logits of every position of every sequence.
+inline std::vector<std::vector<float>> ReferenceLogits(const std::string& dir,
+                                                       const std::vector<std::vector<int64_t>>& seqs,
+                                                       int64_t vocab,
+                                                       const std::string& script = "reference.py") {
+  Json in = Json::MakeArray();
+  for (const auto& s : seqs) {
+    Json row = Json::MakeArray();
+    for (int64_t id : s) row.push_back(Json(id));
+    in.push_back(row);
+  }
+  REQUIRE(WriteStringToFile(dir + "/ref_in.json", in.Dump()).ok());
+  const std::string cmd = std::string("REFERENCE_THREADS=1 ") + CASCADE_PYTHON + " " +
+                          CASCADE_MODEL_REFERENCE_DIR + "/" + script + " logits " + dir + " " + dir +
+                          "/ref_in.json " + dir + "/ref_out.bin";
+  INFO(cmd);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::string raw = *ReadFileToString(dir + "/ref_out.bin");
+  std::vector<std::vector<float>> out;
+  size_t off = 0;
+  for (const auto& s : seqs) {
+    std::vector<float> v(s.size() * vocab);
+    REQUIRE(off + v.size() * 4 <= raw.size());
+    std::memcpy(v.data(), raw.data() + off, v.size() * 4);
+    off += v.size() * 4;
+    out.push_back(std::move(v));
+  }
+  REQUIRE(off == raw.size());
+  return out;
+}
+
+inline float MaxAbsDiff(const std::vector<std::vector<float>>& a,
+                        const std::vector<std::vector<float>>& b) {
+  REQUIRE(a.size() == b.size());
+  float worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (size_t j = 0; j < a[i].size(); ++j) worst = std::max(worst, std::fabs(a[i][j] - b[i][j]));
+  }
+  return worst;
+}
+
+}  // namespace cascade::model::testing
+
+#endif  // CASCADE_MODEL_RUNTIME_TEST_UTIL_H_

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <catch2/catch.hpp>
 
 #include "model/test_util.h"
@@ -62,7 +63,7 @@ TEST_CASE("chunked and checkpointed log-prob gradients equal the plain ones", "[
 TEST_CASE("training and scoring log-probs agree and padding scores zero", "[model][train]") {
   auto t = TinyTransformer(Arch::kQwen3);
   auto [ids, valid] = Batch();
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   at::Tensor a = t->TokenLogProbs(ids, valid, 4);
   at::Tensor b = t->ScoreTokenLogProbs(ids, valid, 3);
   CHECK(at::allclose(a, b, 1e-5, 1e-5));

@@ -14,6 +14,7 @@
 #include <map>
 #include <vector>
 
+#include "model/collective_backend.h"
 #include "model/torch_status.h"
 #include "model/transformer.h"
 
@@ -70,7 +71,7 @@ Status WeightGroupBackendAvailable(const std::string& backend) {
 
 struct WeightGroup::Torch {
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<CollectiveBackend> group;
 
   // Broadcasts `bucket` from rank 0 in place.
   void Broadcast(at::Tensor& bucket) {

@@ -54,6 +54,11 @@ set(CMAKE_RUNTIME_OUTPUT_DIRECTORY \${CMAKE_BINARY_DIR}/bin)
 set(CASCADE_ROOT_DIR "$ROOT")
 find_package(Threads REQUIRED)
 find_package(Torch REQUIRED)
+# A pip libtorch.so exports its own copy of std::filesystem (an older
+# libstdc++'s, linked in statically). Listed after it, the system libstdc++
+# loses the symbol lookup and fs::remove_all jumps into the wrong layout
+# (SIGSEGV). Naming libstdc++ first on every link line puts it first.
+link_libraries(stdc++)
 add_compile_definitions(_GLIBCXX_USE_CXX11_ABI=$CXX11_ABI)
 function(cascade_library name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" \${ARGN})

@@ -266,6 +266,7 @@ int Main(int argc, char** argv) {
   // Teacher-forced log-probs: 8 sequences of 512 tokens.
   auto lp_seqs = RandomSeqs(args.quick ? 2 : 8, 512, config.vocab_size, 99);
   {
+    model.TokenLogProbs({lp_seqs[0]}).ok();  // warm-up, as generation and the peers get
     double t0 = Now();
     auto lp = model.TokenLogProbs(lp_seqs);
     double secs = Now() - t0;

@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json_util.h"
 #include "common/status_macros.h"
+#include "model/collective_backend.h"
 #include "model/transformer.h"
 #include "services/learner/checkpoint_files.h"
 
@@ -182,7 +183,7 @@ struct LearnerCore::Torch {
   at::Device device = at::kCPU;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;  // null when world_size == 1
+  c10::intrusive_ptr<model::CollectiveBackend> group;  // null when world_size == 1
   // Where the group's collectives take their tensors: the CPU for Gloo, the
   // model's CUDA device for NCCL.
   at::Device group_device = at::kCPU;

@@ -13,7 +13,16 @@
 # generation, save/load, gradients; transformers loading); the benchmark on
 # the GPU and, for the ratio, on the CPU. Logs and JSON go to --out DIR.
 #
+# --learner also builds the learner's torch core (services/learner/
+# learner_core, common/ json and runtime) and runs its tests, the hidden
+# "[gpu-check]" ones being the bfloat16 CUDA learner. It needs Abseil,
+# nlohmann-json and OpenSSL's libcrypto where CMake finds them (apt:
+# libabsl-dev nlohmann-json3-dev libssl-dev, or CMAKE_PREFIX_PATH). --gpu-only
+# skips the CPU test suites, --no-bench the benchmark, --learner-only the
+# model tests and the benchmark.
+#
 #   scripts/gpu-check.sh [--python PY] [--build-dir DIR] [--device cuda] [--out DIR]
+#                        [--learner | --learner-only] [--gpu-only] [--no-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -21,13 +30,21 @@ PY=python3
 BUILD=build-gpu-check
 DEVICE=cuda
 OUT_DIR=
+LEARNER=0
+GPU_ONLY=0
+BENCH=1
+MODEL_TESTS=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --python) PY=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
     --device) DEVICE=$2; shift 2 ;;
     --out) OUT_DIR=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --learner) LEARNER=1; shift ;;
+    --learner-only) LEARNER=1; MODEL_TESTS=0; BENCH=0; shift ;;
+    --gpu-only) GPU_ONLY=1; shift ;;
+    --no-bench) BENCH=0; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -93,37 +110,59 @@ else()
   set(BUILD_TESTING OFF)
 endif()
 add_subdirectory(\${CASCADE_ROOT_DIR}/model \${CMAKE_BINARY_DIR}/model)
+if(CASCADE_GPU_CHECK_LEARNER)
+  find_package(absl REQUIRED)
+  find_package(nlohmann_json REQUIRED)
+  set(CASCADE_TORCH_CORE_ONLY ON)
+  add_subdirectory(\${CASCADE_ROOT_DIR}/common \${CMAKE_BINARY_DIR}/common)
+  cascade_library(test_util SRCS \${CASCADE_ROOT_DIR}/tests/util/subprocess.cc DEPS absl::time)
+  add_subdirectory(\${CASCADE_ROOT_DIR}/services/learner \${CMAKE_BINARY_DIR}/services/learner)
+endif()
 CMAKE
 
 # nccl.h of the nvidia-nccl wheel, for the weight group's NCCL backend (none: gloo only).
 NCCL_INCLUDE=$("$PY" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
 cmake -S "$BUILD/project" -B "$BUILD" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
   -DCASCADE_MODEL_PYTHON="$PY" ${NCCL_INCLUDE:+-DNCCL_INCLUDE_DIR="$NCCL_INCLUDE"} \
+  -DCASCADE_GPU_CHECK_LEARNER=$LEARNER \
   $(command -v ninja >/dev/null && echo -G Ninja)
 status=0
 # Keep going past a target that fails (say the weight group against another
 # c10d API): the tests and the benchmark are worth running without it.
 KEEP_GOING=$(command -v ninja >/dev/null && echo "-k 0" || echo "-k")
-build() { cmake --build "$BUILD" -j "$(nproc)" -- $KEEP_GOING >>"$OUT_DIR/build.log" 2>&1; }
+TARGETS=()
+[[ $MODEL_TESTS -eq 0 ]] && TARGETS=(--target learner_core_test)
+build() { cmake --build "$BUILD" -j "$(nproc)" "${TARGETS[@]}" -- $KEEP_GOING >>"$OUT_DIR/build.log" 2>&1; }
 if ! build; then
   status=1
   grep -E -A6 'error|Error' "$OUT_DIR/build.log" | head -80 || true
-  if [[ ! -x "$BUILD/bin/model_test" ]]; then
+  if [[ $MODEL_TESTS -eq 1 && ! -x "$BUILD/bin/model_test" ]]; then
     echo "== build failed (see build.log); retrying without the weight group"
     cmake -DCASCADE_MODEL_WEIGHT_GROUP=OFF "$BUILD" >/dev/null
     build || tail -40 "$OUT_DIR/build.log"
   fi
 fi
 
-if [[ -x "$BUILD/bin/model_test" ]]; then
-  echo "== model tests (CPU float32 against the Python reference, this libtorch)"
-  "$BUILD/bin/model_test" 2>&1 | tee "$OUT_DIR/model_test.log" | tail -30 || status=1
-  echo "== GPU and transformers checks (model_test \"[gpu-check]\")"
-  "$BUILD/bin/model_test" "[gpu-check]" 2>&1 | tee "$OUT_DIR/gpu_check_test.log" || status=1
-else
-  status=1
-fi
-if [[ -x "$BUILD/bin/model_bench" ]]; then
+# run_tests NAME: the CPU suite (unless --gpu-only), then the "[gpu-check]" tests.
+run_tests() {
+  local bin="$BUILD/bin/$1"
+  if [[ ! -x "$bin" ]]; then
+    echo "== $1 was not built (see build.log)"
+    status=1
+    return
+  fi
+  if [[ $GPU_ONLY -eq 0 ]]; then
+    echo "== $1 (CPU, this libtorch)"
+    "$bin" 2>&1 | tee "$OUT_DIR/$1.log" | tail -30 || status=1
+  fi
+  echo "== $1 \"[gpu-check]\""
+  "$bin" "[gpu-check]" 2>&1 | tee "$OUT_DIR/$1_gpu_check.log" || status=1
+}
+[[ $MODEL_TESTS -eq 1 ]] && run_tests model_test
+[[ $LEARNER -eq 1 ]] && run_tests learner_core_test
+if [[ $BENCH -eq 0 ]]; then
+  :
+elif [[ -x "$BUILD/bin/model_bench" ]]; then
   echo "== model benchmark on $DEVICE"
   "$BUILD/bin/model_bench" --device "$DEVICE" --benchmark_out="$OUT_DIR/model_bench_$DEVICE.json" || status=1
   echo "== model benchmark on cpu (same machine, for the ratio)"

@@ -76,6 +76,10 @@ find_package(Torch REQUIRED)
 # loses the symbol lookup and fs::remove_all jumps into the wrong layout
 # (SIGSEGV). Naming libstdc++ first on every link line puts it first.
 link_libraries(stdc++)
+# Libraries from a prefix outside the loader's path (CMAKE_PREFIX_PATH) load
+# each other too: DT_RPATH, unlike the default DT_RUNPATH, also serves the
+# dependencies of dependencies (Abseil's libraries need one another).
+add_link_options(-Wl,--disable-new-dtags)
 add_compile_definitions(_GLIBCXX_USE_CXX11_ABI=$CXX11_ABI)
 function(cascade_library name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" \${ARGN})

@@ -1,6 +1,7 @@
 #include "services/learner/learner_core.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -142,7 +143,7 @@ Reference DirectLoss(const model::Transformer& t, const Batch& batch, bool sft =
   r.token_logprobs = lp.detach();
   r.mask = m;
   for (const auto& [name, p] : t.named_parameters()) r.grads[name] = p.grad().clone();
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   at::Tensor positions = (valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);
   at::Tensor logits = t.Logits(t.Hidden(ids, positions, valid, nullptr)).narrow(1, 0, len - 1);
   at::Tensor logp = at::log_softmax(logits, -1);
@@ -308,7 +309,7 @@ TEST_CASE("a train step clips the gradient and applies AdamW exactly as torch do
   CHECK(stats->grad_norm == Approx(std::sqrt(sq)).epsilon(1e-4));
   REQUIRE(stats->grad_norm > 0.05);
   // Direct AdamW, first step, on the clipped gradient.
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const double scale = 0.05 / (std::sqrt(sq) + 1e-6);
   for (auto& p : params) {
     at::Tensor g = p.grad() * scale;
@@ -740,7 +741,7 @@ TEST_CASE("in bfloat16 any micro-batch split accumulates the same float32 master
   auto twin = TinyModel(7, "bfloat16");
   auto f32 = MakeCore(TinyModel(7));
   {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     for (const auto& [name, p] : f32->model().transformer()->named_parameters()) {
       p.copy_(twin->transformer()->named_parameters().at(name));
     }

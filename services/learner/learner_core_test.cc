@@ -818,23 +818,35 @@ TEST_CASE("in bfloat16 the micro-batch gradients add up in float32, exactly for 
   CHECK(largest > 1e-4);  // the comparison is not between zeros
 }
 
+LearnerOptions WithCosineSchedule(LearnerOptions o) {
+  o.optimizer.schedule = LrSchedule::kCosine;
+  o.optimizer.warmup_steps = 1;
+  o.optimizer.total_steps = 6;
+  return o;
+}
+
+// A learner opened from `dir` that took steps 0 and 1 (batches MakeBatch(30 +
+// step), 30-token micro-batches) and saved a verified checkpoint to `ckpt`.
+std::unique_ptr<LearnerCore> TrainTwoStepsAndCheckpoint(const std::string& dir, const std::string& ckpt,
+                                                        const LearnerOptions& o) {
+  auto core = OpenCore(dir, o);
+  for (int64_t step = 0; step < 2; ++step) {
+    Batch batch = MakeBatch(30 + step, 2, 3, step);
+    batch.micro_batch_tokens = 30;
+    REQUIRE(core->TrainStep(batch).ok());
+  }
+  REQUIRE(core->SaveCheckpoint(ckpt).ok());
+  CHECK(VerifyManifest(ckpt).ok());
+  return core;
+}
+
 TEST_CASE("a bfloat16 learner resumed from its checkpoint takes bit-identical next steps",
           "[learner][mixed][checkpoint]") {
   const std::string root = model::testing::MakeTempDir("learner_bf16_ckpt");
   const std::string dir = SaveTinyModel(root);
   const std::string ckpt = root + "/step2";
-  LearnerOptions o = Bf16();
-  o.optimizer.schedule = LrSchedule::kCosine;
-  o.optimizer.warmup_steps = 1;
-  o.optimizer.total_steps = 6;
-  auto a = OpenCore(dir, o);
-  for (int64_t step = 0; step < 2; ++step) {
-    Batch batch = MakeBatch(30 + step, 2, 3, step);
-    batch.micro_batch_tokens = 30;
-    REQUIRE(a->TrainStep(batch).ok());
-  }
-  REQUIRE(a->SaveCheckpoint(ckpt).ok());
-  CHECK(VerifyManifest(ckpt).ok());
+  LearnerOptions o = WithCosineSchedule(Bf16());
+  auto a = TrainTwoStepsAndCheckpoint(dir, ckpt, o);
   const auto saved_masters = Weights(a->master_weights());
 
   // The checkpoint holds the float32 masters bit for bit, and says so.
@@ -951,6 +963,17 @@ class BytesPublisher : public WeightPublisher {
   std::map<std::string, Received> received;
 };
 
+// What `publisher` received for parameter `name` of `w`'s shape, as a
+// bfloat16 tensor (half the float32 bytes).
+at::Tensor ReceivedBf16(const BytesPublisher& publisher, const std::string& name, const at::Tensor& w) {
+  const BytesPublisher::Received& r = publisher.received.at(name);
+  REQUIRE(r.dtype == "bfloat16");
+  REQUIRE(r.bytes.size() == static_cast<size_t>(w.numel()) * 2);
+  at::Tensor got = at::empty(r.shape, at::kBFloat16);
+  std::memcpy(got.data_ptr(), r.bytes.data(), r.bytes.size());
+  return got;
+}
+
 TEST_CASE("a bfloat16 learner publishes its bfloat16 weights, which float32 and bfloat16 rollout models take",
           "[learner][mixed]") {
   auto bf = MakeCore(TinyModel(7, "bfloat16"));
@@ -963,12 +986,8 @@ TEST_CASE("a bfloat16 learner publishes its bfloat16 weights, which float32 and 
   std::vector<model::TensorView> views;
   for (const auto& [name, w] : weights) {
     INFO(name);
+    CHECK(at::equal(ReceivedBf16(publisher, name, w), w));
     const BytesPublisher::Received& r = publisher.received.at(name);
-    REQUIRE(r.dtype == "bfloat16");
-    REQUIRE(r.bytes.size() == static_cast<size_t>(w.numel()) * 2);  // half the float32 bytes
-    at::Tensor got = at::empty(r.shape, at::kBFloat16);
-    std::memcpy(got.data_ptr(), r.bytes.data(), r.bytes.size());
-    CHECK(at::equal(got, w));
     model::TensorView v;
     v.name = name;
     v.dtype = model::DType::kBF16;
@@ -1090,12 +1109,7 @@ TEST_CASE("on CUDA, a bfloat16 learner with float32 masters on the GPU tracks th
   CHECK(publisher.version == 3);
   for (const auto& [name, w] : Weights(*gpu->model().transformer())) {
     INFO(name);
-    const BytesPublisher::Received& r = publisher.received.at(name);
-    REQUIRE(r.dtype == "bfloat16");
-    REQUIRE(r.bytes.size() == static_cast<size_t>(w.numel()) * 2);
-    at::Tensor got = at::empty(r.shape, at::kBFloat16);
-    std::memcpy(got.data_ptr(), r.bytes.data(), r.bytes.size());
-    CHECK(at::equal(got, w));
+    CHECK(at::equal(ReceivedBf16(publisher, name, w), w));
   }
   fs::remove_all(root);
 }
@@ -1105,18 +1119,8 @@ TEST_CASE("on CUDA, a bfloat16 learner checkpoints and resumes on the GPU and on
   const std::string root = model::testing::MakeTempDir("learner_cuda_ckpt");
   const std::string dir = SaveTinyModel(root);
   const std::string ckpt = root + "/step2";
-  LearnerOptions o = OnCuda(Options());
-  o.optimizer.schedule = LrSchedule::kCosine;
-  o.optimizer.warmup_steps = 1;
-  o.optimizer.total_steps = 6;
-  auto a = OpenCore(dir, o);
-  for (int64_t step = 0; step < 2; ++step) {
-    Batch batch = MakeBatch(30 + step, 2, 3, step);
-    batch.micro_batch_tokens = 30;
-    REQUIRE(a->TrainStep(batch).ok());
-  }
-  REQUIRE(a->SaveCheckpoint(ckpt).ok());
-  CHECK(VerifyManifest(ckpt).ok());
+  LearnerOptions o = WithCosineSchedule(OnCuda(Options()));
+  auto a = TrainTwoStepsAndCheckpoint(dir, ckpt, o);
   const auto saved = Weights(a->master_weights());
   Batch next = MakeBatch(32, 2, 3, 2);
   next.micro_batch_tokens = 30;

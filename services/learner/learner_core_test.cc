@@ -651,6 +651,42 @@ void CheckModelIsRoundedMasters(const LearnerCore& core) {
   }
 }
 
+// Three GRPO steps of a float32 learner and a bfloat16 one on the same
+// batches, each step's statistics checked against the float32 ones (bounds
+// explained in the test below), the mixed-precision invariant after each.
+// Returns the bfloat16 learner's master updates' error relative to the
+// float32 learner's, both measured from `w0`.
+double StepBesideFloat32(LearnerCore& f32, LearnerCore& bf, const std::map<std::string, at::Tensor>& w0) {
+  for (int64_t step = 0; step < 3; ++step) {
+    INFO("step " << step);
+    Batch batch = MakeBatch(/*seed=*/20 + step, 2, 3, step);
+    batch.micro_batch_tokens = 40;
+    auto sf = f32.TrainStep(batch);
+    auto sb = bf.TrainStep(batch);
+    REQUIRE(sf.ok());
+    REQUIRE(sb.ok());
+    std::printf("%s bfloat16 learner step %lld: loss %.5f (float32 %.5f), entropy %.4f (%.4f), "
+                "grad norm %.4f (%.4f)\n",
+                bf.model().transformer()->device().is_cuda() ? "cuda" : "cpu",
+                static_cast<long long>(step), sb->loss, sf->loss, sb->entropy, sf->entropy,
+                sb->grad_norm, sf->grad_norm);
+    CHECK(sb->policy_version == step + 1);
+    CHECK(sb->micro_batches == sf->micro_batches);
+    CHECK(sb->tokens == sf->tokens);
+    CHECK(std::abs(sb->loss - sf->loss) <= 2e-2 * sf->entropy);
+    CHECK(sb->entropy == Approx(sf->entropy).epsilon(1e-2));
+    CHECK(sb->grad_norm == Approx(sf->grad_norm).epsilon(3e-2));
+    CheckModelIsRoundedMasters(bf);
+  }
+  std::map<std::string, at::Tensor> df, db;
+  const auto mf = Weights(f32.master_weights()), mb = Weights(bf.master_weights());
+  for (const auto& [name, w] : w0) {
+    df[name] = mf.at(name) - w;
+    db[name] = mb.at(name) - w;
+  }
+  return RelativeError(db, df);
+}
+
 TEST_CASE("a bfloat16 learner steps float32 masters, rounds them into its weights and tracks the float32 learner",
           "[learner][mixed]") {
   const std::string root = model::testing::MakeTempDir("learner_bf16");
@@ -680,40 +716,19 @@ TEST_CASE("a bfloat16 learner steps float32 masters, rounds them into its weight
   // large terms, for which a relative bound means nothing; its error is
   // bounded instead by |A| (<= ~1.5) times the log-prob error, i.e. 2% of a
   // typical |log-prob|, which the entropy (about ln 1000 here) measures.
-  for (int64_t step = 0; step < 3; ++step) {
-    INFO("step " << step);
-    Batch batch = MakeBatch(/*seed=*/20 + step, 2, 3, step);
-    batch.micro_batch_tokens = 40;
-    auto sf = f32->TrainStep(batch);
-    auto sb = bf->TrainStep(batch);
-    REQUIRE(sf.ok());
-    REQUIRE(sb.ok());
-    CHECK(sb->policy_version == step + 1);
-    CHECK(sb->micro_batches == sf->micro_batches);
-    CHECK(sb->tokens == sf->tokens);
-    // Measured here: loss gaps 0.003-0.007 against a bound of ~0.11,
-    // entropy 0.03%, gradient norm 0.4%.
-    CHECK(std::abs(sb->loss - sf->loss) <= 2e-2 * sf->entropy);
-    CHECK(sb->entropy == Approx(sf->entropy).epsilon(1e-2));
-    CHECK(sb->grad_norm == Approx(sf->grad_norm).epsilon(3e-2));
-    CheckModelIsRoundedMasters(*bf);
-  }
+  // Measured here: loss gaps 0.003-0.007 against a bound of ~0.11,
+  // entropy 0.03%, gradient norm 0.4%.
+  const double update_error = StepBesideFloat32(*f32, *bf, w0);
   // The updates the two learners made agree to bfloat16 accuracy, and the
   // masters hold what bfloat16 cannot: updates below its resolution.
-  std::map<std::string, at::Tensor> df, db;
   bool finer_than_bf16 = false;
-  for (const auto& [name, w] : w0) {
-    const at::Tensor mf = f32->master_weights().named_parameters().at(name).detach();
-    const at::Tensor mb = bf->master_weights().named_parameters().at(name).detach();
-    df[name] = mf - w;
-    db[name] = mb - w;
+  for (const auto& [name, mb] : Weights(bf->master_weights())) {
     finer_than_bf16 = finer_than_bf16 || !at::equal(mb, mb.to(at::kBFloat16).to(at::kFloat));
   }
   // Measured 5% (the 2% gradient error, through Adam's normalisation). Had
   // the updates gone straight into bfloat16 weights, most of them (about
   // lr = 1e-3 against a bfloat16 spacing of 1e-3 at |w| ~ 0.2) would round
   // away, an error near 100%.
-  const double update_error = RelativeError(db, df);
   CAPTURE(update_error);
   CHECK(update_error < 0.15);
   CHECK(finer_than_bf16);
@@ -1075,32 +1090,9 @@ TEST_CASE("on CUDA, a bfloat16 learner with float32 masters on the GPU tracks th
     CHECK(at::equal(w, w0.at(name)));
   }
   // The CPU bfloat16 test's bounds (see there).
-  for (int64_t step = 0; step < 3; ++step) {
-    INFO("step " << step);
-    Batch batch = MakeBatch(/*seed=*/20 + step, 2, 3, step);
-    batch.micro_batch_tokens = 40;
-    auto sf = f32->TrainStep(batch);
-    auto sg = gpu->TrainStep(batch);
-    REQUIRE(sf.ok());
-    REQUIRE(sg.ok());
-    std::printf("cuda bf16 learner step %lld: loss %.5f (cpu f32 %.5f), entropy %.4f (%.4f), "
-                "grad norm %.4f (%.4f)\n",
-                static_cast<long long>(step), sg->loss, sf->loss, sg->entropy, sf->entropy,
-                sg->grad_norm, sf->grad_norm);
-    CHECK(sg->policy_version == step + 1);
-    CHECK(sg->micro_batches == sf->micro_batches);
-    CHECK(std::abs(sg->loss - sf->loss) <= 2e-2 * sf->entropy);
-    CHECK(sg->entropy == Approx(sf->entropy).epsilon(1e-2));
-    CHECK(sg->grad_norm == Approx(sf->grad_norm).epsilon(3e-2));
-    CheckModelIsRoundedMasters(*gpu);
-  }
-  std::map<std::string, at::Tensor> df, dg;
-  for (const auto& [name, w] : w0) {
-    df[name] = f32->master_weights().named_parameters().at(name).detach().to(at::kCPU) - w;
-    dg[name] = gpu->master_weights().named_parameters().at(name).detach().to(at::kCPU) - w;
-  }
-  const double update_error = RelativeError(dg, df);
-  std::printf("cuda bf16 learner: update error against cpu f32 after 3 steps %.4f\n", update_error);
+  const double update_error = StepBesideFloat32(*f32, *gpu, w0);
+  std::printf("cuda bfloat16 learner: update error against cpu float32 after 3 steps %.4f\n",
+              update_error);
   CHECK(update_error < 0.15);
 
   // Publishing copies the GPU weights to host bytes, bfloat16 as computed.

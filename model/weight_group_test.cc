@@ -1,12 +1,14 @@
 #include "model/weight_group.h"
 
 #include <catch2/catch.hpp>
+#include <torch/cuda.h>
 
 #include <filesystem>
 #include <thread>
 #include <vector>
 
 #include "model/test_util.h"
+#include "model/transformer.h"
 
 namespace cascade::model {
 namespace {
@@ -126,6 +128,52 @@ TEST_CASE("a weight group refuses bad settings and fails when a member never arr
   // Nor can an unconnected group send.
   auto learner = Tiny(1);
   CHECK((*host)->Send(*learner, 1024).code() == StatusCode::kFailedPrecondition);
+}
+
+// Two GPUs (NCCL refuses two ranks on one device): hidden, run by
+// scripts/gpu-check.sh where torch sees at least two.
+TEST_CASE("over NCCL a weight group broadcasts a GPU model to a replica on another GPU",
+          "[.][nccl]") {
+  if (torch::cuda::device_count() < 2) FAIL("needs two CUDA devices, found " << torch::cuda::device_count());
+  REQUIRE(WeightGroupBackendAvailable("nccl").ok());
+  auto on = [](const std::string& device, uint64_t seed) {
+    RuntimeOptions o;
+    o.device = device;
+    o.dtype = "bfloat16";
+    auto m = Model::CreateRandom(TinyConfig(Arch::kQwen3), seed, o, /*perturb=*/0.2);
+    REQUIRE(m.ok());
+    return std::move(*m);
+  };
+  auto learner = on("cuda:0", 1);
+  auto replica = on("cuda:1", 2);
+  REQUIRE(Logits(*replica) != Logits(*learner));
+  WeightGroupOptions options;
+  options.backend = "nccl";
+  options.group_id = "nccl-test";
+  auto host = WeightGroup::Host(options);
+  REQUIRE(host.ok());
+  StatusOr<std::unique_ptr<Model>> received = InternalError("not run");
+  std::unique_ptr<WeightGroup> member;
+  std::thread rank1([&] {
+    WeightGroupOptions mine = options;
+    mine.rank = 1;
+    mine.master_port = (*host)->port();
+    auto joined = WeightGroup::Join(mine);
+    if (!joined.ok()) {
+      received = joined.status();
+      return;
+    }
+    member = std::move(*joined);
+    received = member->Receive(*replica, DType::kBF16, size_t{1} << 16);
+  });
+  Status connected = (*host)->Connect();
+  Status sent = connected.ok() ? (*host)->Send(*learner, size_t{1} << 16) : connected;
+  rank1.join();
+  REQUIRE(sent.ok());
+  REQUIRE(received.ok());
+  CHECK(received.value()->transformer()->device().index() == 1);
+  // The same bfloat16 weights on another GPU compute the same logits.
+  CHECK(Logits(*received.value()) == Logits(*learner));
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 # Runs, in order: every CPU model test against this PyTorch; the hidden
 # "[gpu-check]" tests (model/gpu_check_test.cc: CUDA float32/bfloat16 logits,
 # generation, save/load, gradients; transformers loading); the benchmark on
-# the GPU and, for the ratio, on the CPU. Logs and JSON go to --out DIR.
+# the GPU and, for the ratio, on the CPU. With two GPUs or more, the hidden
+# "[nccl]" tests too. Logs and JSON go to --out DIR.
 #
 # --learner also builds the learner's torch core (services/learner/
 # learner_core, common/ json and runtime) and runs its tests, the hidden
@@ -52,6 +53,11 @@ PY=$(command -v "$PY")
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 CXX11_ABI=$("$PY" -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu:", torch.cuda.is_available() and torch.cuda.get_device_name(0))'
+GPUS=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+# The NCCL tests ("[nccl]": the weight group's broadcast, two data-parallel
+# learner ranks) need two GPUs, as NCCL refuses two ranks on one device.
+GPU_TESTS="[gpu-check]"
+[[ $GPUS -ge 2 ]] && GPU_TESTS="[gpu-check],[nccl]"
 CXX_STANDARD=$("$PY" -c 'import torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); print(20 if v >= (2, 12) else 17)')
 OUT_DIR=${OUT_DIR:-$BUILD}
 mkdir -p "$OUT_DIR"
@@ -159,8 +165,8 @@ run_tests() {
     echo "== $1 (CPU, this libtorch)"
     "$bin" 2>&1 | tee "$OUT_DIR/$1.log" | tail -30 || status=1
   fi
-  echo "== $1 \"[gpu-check]\""
-  "$bin" "[gpu-check]" 2>&1 | tee "$OUT_DIR/$1_gpu_check.log" || status=1
+  echo "== $1 \"$GPU_TESTS\" ($GPUS GPUs)"
+  "$bin" "$GPU_TESTS" 2>&1 | tee "$OUT_DIR/$1_gpu_check.log" || status=1
 }
 [[ $MODEL_TESTS -eq 1 ]] && run_tests model_test
 [[ $LEARNER -eq 1 ]] && run_tests learner_core_test

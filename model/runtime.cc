@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "model/torch_status.h"
 #include "model/transformer.h"
@@ -83,6 +84,99 @@ int64_t SampleToken(const float* logits, int64_t vocab, const SamplingParams& p,
     if (u < 0) return i;
   }
   return cand.back();
+}
+
+// The next token of each row of `logits` [rows, vocab] (float32, any
+// device), with its log-prob under the unscaled distribution. `params[i]` is
+// null for a row that takes no token (finished, or padding of the batch);
+// `rngs[i]` is that row's stream.
+struct Drawn {
+  std::vector<int64_t> tokens;
+  std::vector<float> logprobs;
+};
+
+// On the CPU, row by row with SampleToken.
+Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParams*>& params,
+                 const std::vector<std::mt19937_64*>& rngs) {
+  const int64_t rows = logits.size(0), vocab = logits.size(1);
+  at::Tensor lg_cpu = logits.to(at::kCPU).contiguous();
+  at::Tensor lp_cpu = at::log_softmax(lg_cpu, -1).contiguous();
+  const float* lg = lg_cpu.data_ptr<float>();
+  const float* lp = lp_cpu.data_ptr<float>();
+  Drawn out;
+  out.tokens.assign(rows, -1);
+  out.logprobs.assign(rows, 0.0f);
+  for (int64_t i = 0; i < rows; ++i) {
+    if (params[i] == nullptr) continue;
+    out.tokens[i] = SampleToken(lg + i * vocab, vocab, *params[i], *rngs[i]);
+    out.logprobs[i] = lp[i * vocab + out.tokens[i]];
+  }
+  return out;
+}
+
+// On the logits' device, all rows at once, by inverse CDF: each row's
+// candidates sorted by logit (a stable sort, so ties go to the smaller id as
+// in SampleToken), cut to top-k, then to the smallest prefix whose mass
+// reaches top-p, and the token taken where the cumulative mass first exceeds
+// u times the total, u being one uniform from the row's stream. Greedy rows
+// are top-1 and draw no uniform, as on the host. Only 2 x rows numbers come
+// back to the CPU.
+Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingParams*>& params,
+                   const std::vector<std::mt19937_64*>& rngs) {
+  const int64_t rows = logits.size(0), vocab = logits.size(1);
+  std::vector<float> temperature(rows, 1.0f), top_p(rows, 1.0f), uniform(rows, 0.0f);
+  std::vector<int64_t> top_k(rows, 1);
+  for (int64_t i = 0; i < rows; ++i) {
+    const SamplingParams* p = params[i];
+    if (p == nullptr || p->temperature <= 0 || p->top_k == 1) continue;  // greedy
+    temperature[i] = static_cast<float>(p->temperature);
+    top_k[i] = p->top_k > 0 && p->top_k < vocab ? p->top_k : vocab;
+    top_p[i] = static_cast<float>(p->top_p);
+    uniform[i] = static_cast<float>(Uniform(*rngs[i]));
+  }
+  const at::Device device = logits.device();
+  auto column = [&](const auto& values, at::ScalarType type) {
+    return at::tensor(values, at::TensorOptions().dtype(type)).to(device).unsqueeze(1);
+  };
+  at::Tensor lg = logits.to(at::kFloat);
+  at::Tensor sorted_logits, order;
+  std::tie(sorted_logits, order) =
+      at::sort(lg / column(temperature, at::kFloat), /*stable=*/true, /*dim=*/-1, /*descending=*/true);
+  at::Tensor probs = at::softmax(sorted_logits, -1);
+  at::Tensor rank = at::arange(vocab, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
+  probs = probs.masked_fill(rank >= column(top_k, at::kLong), 0.0);
+  probs = probs / probs.sum(-1, /*keepdim=*/true);
+  // Nucleus: keep a candidate while the mass before it is below top_p (the
+  // first always stays).
+  probs = probs.masked_fill(probs.cumsum(-1) - probs >= column(top_p, at::kFloat), 0.0);
+  at::Tensor cdf = probs.cumsum(-1);
+  at::Tensor target = column(uniform, at::kFloat) * cdf.narrow(1, vocab - 1, 1);
+  // The first position whose cumulative mass exceeds the target, within the
+  // candidates kept (rounding may put the target at the very total).
+  at::Tensor pick = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
+  at::Tensor last_kept = probs.gt(0).sum(-1, /*keepdim=*/true) - 1;
+  pick = at::minimum(pick, last_kept);
+  at::Tensor token = order.gather(1, pick);
+  at::Tensor logprob = at::log_softmax(lg, -1).gather(1, token);
+  at::Tensor both = at::cat({token.to(at::kDouble), logprob.to(at::kDouble)}, 1).to(at::kCPU).contiguous();
+  const double* v = both.data_ptr<double>();
+  Drawn out;
+  out.tokens.assign(rows, -1);
+  out.logprobs.assign(rows, 0.0f);
+  for (int64_t i = 0; i < rows; ++i) {
+    if (params[i] == nullptr) continue;
+    out.tokens[i] = static_cast<int64_t>(v[2 * i]);
+    out.logprobs[i] = static_cast<float>(v[2 * i + 1]);
+  }
+  return out;
+}
+
+Drawn DrawTokens(GenerateOptions::Sampler sampler, const at::Tensor& logits,
+                 const std::vector<const SamplingParams*>& params,
+                 const std::vector<std::mt19937_64*>& rngs) {
+  const bool on_device = sampler == GenerateOptions::Sampler::kDevice ||
+                         (sampler == GenerateOptions::Sampler::kAuto && logits.device().is_cuda());
+  return on_device ? DrawOnDevice(logits, params, rngs) : DrawOnHost(logits, params, rngs);
 }
 
 at::Tensor Tensor2D(const std::vector<int64_t>& flat, int64_t rows, int64_t cols) {
@@ -184,7 +278,8 @@ Status Model::CheckRequests(const std::vector<GenerationRequest>& requests,
 }
 
 // Rows of the batch in cache order; `logits` row i is row i's next-token
-// distribution (float32, CPU), `cache` row i holds its keys and values.
+// distribution (float32, on the model's device), `cache` row i holds its keys
+// and values.
 struct GenerationBatch::State {
   struct Row {
     uint64_t id = 0;
@@ -274,7 +369,7 @@ struct GenerationBatch::State {
           new_span > 0 ? incoming->key_valid.narrow(1, 0, new_span) : at::Tensor());
 
     std::vector<at::Tensor> logit_parts;
-    if (kept > 0) logit_parts.push_back(logits.index_select(0, keep_index.to(at::kCPU)));
+    if (kept > 0) logit_parts.push_back(logits.index_select(0, keep_index));
     if (joining > 0) logit_parts.push_back(incoming_logits);
     std::vector<Row> next_rows;
     next_rows.reserve(kept + joining);
@@ -359,8 +454,7 @@ Status GenerationBatch::Add(const std::vector<uint64_t>& ids,
     at::Tensor hidden = m.Hidden(Tensor2D(flat_ids, n, p_len).to(device),
                                  Tensor2D(flat_pos, n, p_len).to(device),
                                  BoolTensor2D(flat_valid, n, p_len).to(device), &prefill);
-    at::Tensor logits = m.Logits(hidden.select(1, p_len - 1)).to(at::kCPU).contiguous();
-    st.Rebuild(&prefill, std::move(joining), logits);
+    st.Rebuild(&prefill, std::move(joining), m.Logits(hidden.select(1, p_len - 1)));
     return OkStatus();
   });
 }
@@ -383,18 +477,22 @@ StatusOr<std::vector<FinishedSequence>> GenerationBatch::Step() {
     if (st.alive == 0) return finished;
     c10::InferenceMode inference;
     const Transformer& m = st.transformer();
-    const int64_t vocab = st.model->config().vocab_size;
 
     // 1. One token per live row from its pending distribution.
-    at::Tensor logp = at::log_softmax(st.logits, -1).contiguous();
-    const float* lg = st.logits.data_ptr<float>();
-    const float* lp = logp.data_ptr<float>();
+    std::vector<const SamplingParams*> params(st.rows.size(), nullptr);
+    std::vector<std::mt19937_64*> rngs(st.rows.size(), nullptr);
+    for (size_t i = 0; i < st.rows.size(); ++i) {
+      if (!st.rows[i].alive) continue;
+      params[i] = &st.rows[i].params;
+      rngs[i] = &st.rows[i].rng;
+    }
+    const Drawn drawn = DrawTokens(st.options.sampler, st.logits, params, rngs);
     for (size_t i = 0; i < st.rows.size(); ++i) {
       State::Row& row = st.rows[i];
       if (!row.alive) continue;
-      const int64_t tok = SampleToken(lg + i * vocab, vocab, row.params, row.rng);
+      const int64_t tok = drawn.tokens[i];
       row.result.token_ids.push_back(tok);
-      row.result.logprobs.push_back(lp[i * vocab + tok]);
+      row.result.logprobs.push_back(drawn.logprobs[i]);
       bool done = false;
       if (row.stops.count(tok)) {
         row.result.finish_reason = FinishReason::kStop;
@@ -431,7 +529,7 @@ StatusOr<std::vector<FinishedSequence>> GenerationBatch::Step() {
     const at::Device device = m.device();
     at::Tensor hidden = m.Hidden(Tensor2D(next, b, 1).to(device), Tensor2D(positions, b, 1).to(device),
                                  BoolTensor2D(next_valid, b, 1).to(device), &st.cache);
-    st.logits = m.Logits(hidden.select(1, 0)).to(at::kCPU).contiguous();
+    st.logits = m.Logits(hidden.select(1, 0));
     return finished;
   });
 }
@@ -464,7 +562,6 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
     const Transformer& m = *transformer_;
     const at::Device device = m.device();
     const int64_t b = static_cast<int64_t>(requests.size());
-    const int64_t vocab = config().vocab_size;
     int64_t p_len = 0, max_new = 0;
     for (const GenerationRequest& r : requests) {
       p_len = std::max<int64_t>(p_len, r.prompt.size());
@@ -496,19 +593,23 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
     std::vector<GenerationResult> results(b);
     std::vector<bool> finished(b, false);
     for (int64_t step = 0; step < max_new; ++step) {
-      at::Tensor logits_cpu = logits.to(at::kCPU).contiguous();
-      at::Tensor logp_cpu = at::log_softmax(logits_cpu, -1).contiguous();
-      const float* lg = logits_cpu.data_ptr<float>();
-      const float* lp = logp_cpu.data_ptr<float>();
+      std::vector<const SamplingParams*> params(b, nullptr);
+      std::vector<std::mt19937_64*> row_rngs(b, nullptr);
+      for (int64_t i = 0; i < b; ++i) {
+        if (finished[i]) continue;
+        params[i] = &requests[i].params;
+        row_rngs[i] = &rngs[i];
+      }
+      const Drawn drawn = DrawTokens(options.sampler, logits, params, row_rngs);
       std::vector<int64_t> next(b, options.pad_token_id), next_valid(b, 0), positions(b, 0);
       bool any_active = false;
       for (int64_t i = 0; i < b; ++i) {
         if (finished[i]) continue;
         const SamplingParams& p = requests[i].params;
-        int64_t tok = SampleToken(lg + i * vocab, vocab, p, rngs[i]);
+        const int64_t tok = drawn.tokens[i];
         GenerationResult& res = results[i];
         res.token_ids.push_back(tok);
-        res.logprobs.push_back(lp[i * vocab + tok]);
+        res.logprobs.push_back(drawn.logprobs[i]);
         if (stops[i].count(tok)) {
           finished[i] = true;
           res.finish_reason = FinishReason::kStop;

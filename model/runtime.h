@@ -76,6 +76,16 @@ struct GenerateOptions {
   bool use_cache = true;
   // Token fed in padding slots; any valid id (padding is masked out).
   int64_t pad_token_id = 0;
+  // Where each step's tokens are drawn. kHost copies the [rows x vocab]
+  // logits to the CPU and draws each row there. kDevice draws on the model's
+  // device (one sort, softmax and cumulative sum for the whole batch, one
+  // uniform per row from the request's own stream) and copies back one token
+  // and log-prob per row, which on a GPU saves the vocabulary-sized copy and
+  // the CPU's exp over every row. kAuto: kDevice on CUDA, kHost on the CPU.
+  // Both honour temperature, top-k and top-p and are reproducible per seed
+  // and independent of the batch, but map a seed to different tokens.
+  enum class Sampler { kAuto, kHost, kDevice };
+  Sampler sampler = Sampler::kAuto;
 };
 
 struct LogProbOptions {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <thread>
 
 #include "model/json.h"
@@ -388,6 +389,185 @@ TEST_CASE("two models computing in two threads give what each gives alone",
   CHECK(wrong_scores == 0);
   CHECK(wrong_generations == 0);
   CHECK(generations >= 3);
+}
+
+// ---- Samplers: SampleToken on the host, the batched inverse CDF on the device. ----
+
+// The distribution a request samples from at the prompt's next position:
+// softmax(logits / temperature), cut to top-k, then to the smallest prefix by
+// probability whose mass reaches top-p (ties to the smaller id), renormalised.
+std::vector<double> TargetDistribution(const std::vector<float>& logits, const SamplingParams& p) {
+  const size_t vocab = logits.size();
+  std::vector<size_t> order(vocab);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b]; });
+  const size_t k = p.top_k > 0 ? std::min<size_t>(p.top_k, vocab) : vocab;
+  std::vector<double> prob(vocab, 0.0);
+  double total = 0;
+  for (size_t r = 0; r < k; ++r) {
+    prob[order[r]] = std::exp((logits[order[r]] - logits[order[0]]) / p.temperature);
+    total += prob[order[r]];
+  }
+  double before = 0;
+  for (size_t r = 0; r < k; ++r) {
+    const double q = prob[order[r]] / total;
+    prob[order[r]] = before < p.top_p ? q : 0.0;
+    before += q;
+  }
+  total = std::accumulate(prob.begin(), prob.end(), 0.0);
+  for (double& q : prob) q /= total;
+  return prob;
+}
+
+// Pearson's statistic of `counts` against `prob`, tokens expected fewer than 5
+// times pooled; `dof` gets the degrees of freedom. Infinite when a token of
+// probability 0 was drawn.
+double ChiSquare(const std::map<int64_t, int>& counts, const std::vector<double>& prob, int n, int* dof) {
+  double stat = 0, pooled_expected = 0, pooled_seen = 0;
+  int cells = 0;
+  for (size_t t = 0; t < prob.size(); ++t) {
+    auto it = counts.find(static_cast<int64_t>(t));
+    const double seen = it == counts.end() ? 0 : it->second;
+    const double expected = prob[t] * n;
+    if (prob[t] == 0 && seen > 0) return INFINITY;
+    if (expected >= 5) {
+      stat += (seen - expected) * (seen - expected) / expected;
+      ++cells;
+    } else {
+      pooled_expected += expected;
+      pooled_seen += seen;
+    }
+  }
+  if (pooled_expected > 0) {
+    stat += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
+    ++cells;
+  }
+  *dof = cells - 1;
+  return stat;
+}
+
+// The chi-square value exceeded with probability 1e-4 (Wilson-Hilferty).
+double ChiSquareCritical(int dof) {
+  const double z = 3.719, k = dof;
+  return k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
+}
+
+TEST_CASE("both samplers draw from the model's distribution under temperature, top-k and top-p",
+          "[model][generate][sampler]") {
+  auto model = TinyModel(Arch::kQwen3);
+  const std::vector<int64_t> prompt = kSequences[2];
+  auto logits = model->Logits({prompt}, /*use_cache=*/false);
+  REQUIRE(logits.ok());
+  const int64_t vocab = model->config().vocab_size;
+  const std::vector<float> last((*logits)[0].end() - vocab, (*logits)[0].end());
+
+  SamplingParams plain, top_k, top_p;
+  plain.temperature = 1.3;
+  top_k.temperature = 1.0;
+  top_k.top_k = 6;
+  top_p.temperature = 0.7;
+  top_p.top_p = 0.8;
+  const int n = 3000;
+  for (auto sampler : {GenerateOptions::Sampler::kHost, GenerateOptions::Sampler::kDevice}) {
+    const bool device = sampler == GenerateOptions::Sampler::kDevice;
+    GenerateOptions options;
+    options.sampler = sampler;
+    for (const SamplingParams* params : {&plain, &top_k, &top_p}) {
+      std::vector<GenerationRequest> requests(n);
+      for (int i = 0; i < n; ++i) {
+        requests[i].prompt = prompt;
+        requests[i].params = *params;
+        requests[i].params.seed = 1000 + i;
+        requests[i].params.max_new_tokens = 1;
+        requests[i].params.ignore_eos = true;
+      }
+      auto drawn = model->Generate(requests, options);
+      REQUIRE(drawn.ok());
+      std::map<int64_t, int> counts;
+      for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
+      const std::vector<double> want = TargetDistribution(last, *params);
+      const int support = static_cast<int>(std::count_if(want.begin(), want.end(), [](double q) { return q > 0; }));
+      int dof = 0;
+      const double stat = ChiSquare(counts, want, n, &dof);
+      INFO((device ? "device" : "host") << " sampler, temperature " << params->temperature << ", top_k "
+                                        << params->top_k << ", top_p " << params->top_p << ": chi-square "
+                                        << stat << " on " << dof << " degrees of freedom, support "
+                                        << support << ", " << counts.size() << " distinct tokens drawn");
+      REQUIRE(dof >= 3);
+      CHECK(stat < ChiSquareCritical(dof));
+      if (params == &top_k) CHECK(support == 6);
+      if (params == &top_p) CHECK(support < 100);
+
+      // The check has power: the same draws against the distribution without
+      // the temperature (or the cuts) are rejected.
+      SamplingParams other = *params;
+      other.temperature = params->temperature == 1.0 ? 1.6 : 1.0;
+      other.top_k = 0;
+      other.top_p = 1.0;
+      int other_dof = 0;
+      CHECK(ChiSquare(counts, TargetDistribution(last, other), n, &other_dof) >
+            ChiSquareCritical(std::max(other_dof, 1)));
+    }
+  }
+}
+
+TEST_CASE("the device sampler is reproducible per seed, independent of the batch, and returns teacher-forced log-probs",
+          "[model][generate][sampler]") {
+  auto model = TinyModel(Arch::kLlama);
+  GenerateOptions device, host;
+  device.sampler = GenerateOptions::Sampler::kDevice;
+  host.sampler = GenerateOptions::Sampler::kHost;
+  auto request = [](uint64_t seed, std::vector<int64_t> prompt) {
+    GenerationRequest r;
+    r.prompt = std::move(prompt);
+    r.params.temperature = 1.1;
+    r.params.top_k = 50;
+    r.params.top_p = 0.95;
+    r.params.seed = seed;
+    r.params.max_new_tokens = 12;
+    r.params.ignore_eos = true;
+    return r;
+  };
+  const std::vector<GenerationRequest> both = {request(1, kSequences[0]), request(2, kSequences[1]),
+                                               GreedyRequest(kSequences[2], 12)};
+  auto a = model->Generate(both, device);
+  auto b = model->Generate(both, device);
+  auto alone = model->Generate({both[1]}, device);
+  auto other_seed = model->Generate({request(3, kSequences[1])}, device);
+  auto greedy_host = model->Generate({both[2]}, host);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(alone.ok());
+  REQUIRE(other_seed.ok());
+  REQUIRE(greedy_host.ok());
+  CHECK((*a)[0].token_ids == (*b)[0].token_ids);
+  CHECK((*a)[1].token_ids == (*b)[1].token_ids);
+  CHECK((*alone)[0].token_ids == (*a)[1].token_ids);
+  CHECK((*other_seed)[0].token_ids != (*a)[1].token_ids);
+  // Greedy is the argmax on either side.
+  CHECK((*a)[2].token_ids == (*greedy_host)[0].token_ids);
+  // Without the cache, the device sampler follows the same greedy path.
+  GenerateOptions device_no_cache = device;
+  device_no_cache.use_cache = false;
+  auto recomputed = model->Generate({both[2]}, device_no_cache);
+  REQUIRE(recomputed.ok());
+  CHECK((*recomputed)[0].token_ids == (*a)[2].token_ids);
+
+  std::vector<std::vector<int64_t>> full;
+  for (size_t i = 0; i < both.size(); ++i) {
+    std::vector<int64_t> s = both[i].prompt;
+    s.insert(s.end(), (*a)[i].token_ids.begin(), (*a)[i].token_ids.end());
+    full.push_back(s);
+  }
+  auto tf = model->TokenLogProbs(full);
+  REQUIRE(tf.ok());
+  for (size_t i = 0; i < both.size(); ++i) {
+    const size_t p = both[i].prompt.size();
+    REQUIRE((*a)[i].logprobs.size() == 12);
+    for (size_t t = 0; t < 12; ++t) {
+      CHECK((*a)[i].logprobs[t] == Approx((*tf)[i][p - 1 + t]).margin(1e-4));
+    }
+  }
 }
 }  // namespace
 }  // namespace cascade::model

@@ -263,6 +263,33 @@ int Main(int argc, char** argv) {
     }
     results["generate_batch" + std::to_string(batch) + "_tokens_per_s"] = batch * new_tokens / secs;
   }
+  // Sampled generation (temperature 1, as GRPO rollouts draw), batch 32,
+  // with the tokens drawn on the host and on the device.
+  for (auto sampler : {GenerateOptions::Sampler::kHost, GenerateOptions::Sampler::kDevice}) {
+    std::vector<GenerationRequest> reqs;
+    uint64_t seed = 0;
+    for (const auto& p : RandomSeqs(32, prompt_len, config.vocab_size, 77)) {
+      GenerationRequest r;
+      r.prompt = p;
+      r.params.temperature = 1.0;
+      r.params.seed = ++seed;
+      r.params.max_new_tokens = new_tokens;
+      r.params.ignore_eos = true;
+      reqs.push_back(r);
+    }
+    GenerateOptions options;
+    options.sampler = sampler;
+    model.Generate({reqs[0]}, options).ok();  // warm-up
+    double t0 = Now();
+    auto res = model.Generate(reqs, options);
+    double secs = Now() - t0;
+    if (!res.ok()) {
+      std::cerr << res.status().message() << "\n";
+      return 1;
+    }
+    const char* side = sampler == GenerateOptions::Sampler::kHost ? "host" : "device";
+    results[std::string("sampled_batch32_") + side + "_sampler_tokens_per_s"] = 32 * new_tokens / secs;
+  }
   // Teacher-forced log-probs: 8 sequences of 512 tokens.
   auto lp_seqs = RandomSeqs(args.quick ? 2 : 8, 512, config.vocab_size, 99);
   {
@@ -331,6 +358,10 @@ int Main(int argc, char** argv) {
     std::printf("| %s | %.1f | %.1f | %.2fx |\n", m, results.Find(m)->as_double(),
                 r ? r->as_double() : 0.0, ratio(m, ref.c_str()));
   }
+  std::printf("| sampled generation, batch 32 (tokens/s) | device sampler %.1f | host sampler %.1f | %.2fx |\n",
+              results.Find("sampled_batch32_device_sampler_tokens_per_s")->as_double(),
+              results.Find("sampled_batch32_host_sampler_tokens_per_s")->as_double(),
+              ratio("sampled_batch32_device_sampler_tokens_per_s", "sampled_batch32_host_sampler_tokens_per_s"));
   if (chunked.is_object() && unchunked.is_object()) {
     const double c = chunked.Find("peak_above_load_mb")->as_double();
     const double u = unchunked.Find("peak_above_load_mb")->as_double();

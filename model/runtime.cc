@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 
 #include "model/torch_status.h"
@@ -95,6 +96,13 @@ struct Drawn {
   std::vector<float> logprobs;
 };
 
+// Logits that are NaN or infinite come from diverged or corrupt weights; no
+// token drawn from them means anything, so the step fails instead.
+[[noreturn]] void ThrowNotFinite(int64_t row) {
+  throw std::runtime_error("the logits of batch row " + std::to_string(row) +
+                           " are not finite (NaN or inf): the weights diverged or are corrupt");
+}
+
 // On the CPU, row by row with SampleToken.
 Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParams*>& params,
                  const std::vector<std::mt19937_64*>& rngs) {
@@ -108,65 +116,84 @@ Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParam
   out.logprobs.assign(rows, 0.0f);
   for (int64_t i = 0; i < rows; ++i) {
     if (params[i] == nullptr) continue;
-    out.tokens[i] = SampleToken(lg + i * vocab, vocab, *params[i], *rngs[i]);
+    const float* row = lg + i * vocab;
+    if (!std::all_of(row, row + vocab, [](float x) { return std::isfinite(x); })) ThrowNotFinite(i);
+    out.tokens[i] = SampleToken(row, vocab, *params[i], *rngs[i]);
     out.logprobs[i] = lp[i * vocab + out.tokens[i]];
   }
   return out;
 }
 
 // On the logits' device, all rows at once, by inverse CDF: each row's
-// candidates sorted by logit (a stable sort, so ties go to the smaller id as
-// in SampleToken), cut to top-k, then to the smallest prefix whose mass
-// reaches top-p, and the token taken where the cumulative mass first exceeds
-// u times the total, u being one uniform from the row's stream. Greedy rows
-// are top-1 and draw no uniform, as on the host. Only 2 x rows numbers come
-// back to the CPU.
+// candidates sorted by logit (a stable sort of the unscaled logits, so ties
+// go to the smaller id as in SampleToken), cut to top-k, then to the
+// smallest prefix whose mass reaches top-p, and the token taken where the
+// cumulative mass first exceeds u times the total, u being one uniform from
+// the row's stream. The arithmetic after the sort is in float64, as on the
+// host: in float32 the cumulative mass saturates near 1 and the tail of a
+// large vocabulary (probabilities under ~6e-8) could never be drawn. Greedy
+// rows are top-1 and draw no uniform, as on the host; an all-greedy step is
+// one argmax. Only a few numbers per row come back to the CPU.
 Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingParams*>& params,
                    const std::vector<std::mt19937_64*>& rngs) {
   const int64_t rows = logits.size(0), vocab = logits.size(1);
-  std::vector<float> temperature(rows, 1.0f), top_p(rows, 1.0f), uniform(rows, 0.0f);
+  std::vector<double> temperature(rows, 1.0), top_p(rows, 2.0), uniform(rows, 0.0);
   std::vector<int64_t> top_k(rows, 1);
+  bool any_sampled = false;
   for (int64_t i = 0; i < rows; ++i) {
     const SamplingParams* p = params[i];
-    if (p == nullptr || p->temperature <= 0 || p->top_k == 1) continue;  // greedy
-    temperature[i] = static_cast<float>(p->temperature);
+    // A temperature below the smallest normal float is greedy in effect.
+    if (p == nullptr || p->temperature < 1e-30 || p->top_k == 1) continue;
+    any_sampled = true;
+    temperature[i] = p->temperature;
     top_k[i] = p->top_k > 0 && p->top_k < vocab ? p->top_k : vocab;
-    top_p[i] = static_cast<float>(p->top_p);
-    uniform[i] = static_cast<float>(Uniform(*rngs[i]));
+    // No nucleus cut at top_p == 1: a threshold the mass never reaches.
+    top_p[i] = p->top_p < 1.0 ? p->top_p : 2.0;
+    uniform[i] = Uniform(*rngs[i]);
   }
   const at::Device device = logits.device();
   auto column = [&](const auto& values, at::ScalarType type) {
     return at::tensor(values, at::TensorOptions().dtype(type)).to(device).unsqueeze(1);
   };
   at::Tensor lg = logits.to(at::kFloat);
-  at::Tensor sorted_logits, order;
-  std::tie(sorted_logits, order) =
-      at::sort(lg / column(temperature, at::kFloat), /*stable=*/true, /*dim=*/-1, /*descending=*/true);
-  at::Tensor probs = at::softmax(sorted_logits, -1);
-  at::Tensor rank = at::arange(vocab, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
-  probs = probs.masked_fill(rank >= column(top_k, at::kLong), 0.0);
-  probs = probs / probs.sum(-1, /*keepdim=*/true);
-  // Nucleus: keep a candidate while the mass before it is below top_p (the
-  // first always stays).
-  probs = probs.masked_fill(probs.cumsum(-1) - probs >= column(top_p, at::kFloat), 0.0);
-  at::Tensor cdf = probs.cumsum(-1);
-  at::Tensor target = column(uniform, at::kFloat) * cdf.narrow(1, vocab - 1, 1);
-  // The first position whose cumulative mass exceeds the target, within the
-  // candidates kept (rounding may put the target at the very total).
-  at::Tensor pick = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
-  at::Tensor last_kept = probs.gt(0).sum(-1, /*keepdim=*/true) - 1;
-  pick = at::minimum(pick, last_kept);
-  at::Tensor token = order.gather(1, pick);
+  at::Tensor finite = at::isfinite(lg).all(-1, /*keepdim=*/true);
+  at::Tensor token;
+  if (!any_sampled) {
+    token = lg.argmax(-1, /*keepdim=*/true);  // the first maximum: the smaller id
+  } else {
+    at::Tensor sorted, order;
+    std::tie(sorted, order) = at::sort(lg, /*stable=*/true, /*dim=*/-1, /*descending=*/true);
+    // Shifted so the best candidate is 0 before scaling: no overflow at any
+    // temperature, and the order is the unscaled one.
+    at::Tensor scaled = (sorted - sorted.narrow(1, 0, 1)).to(at::kDouble) / column(temperature, at::kDouble);
+    at::Tensor probs = at::softmax(scaled, -1);
+    at::Tensor rank = at::arange(vocab, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
+    probs = probs.masked_fill(rank >= column(top_k, at::kLong), 0.0);
+    probs = probs / probs.sum(-1, /*keepdim=*/true);
+    // Nucleus: keep a candidate while the mass before it is below top_p (the
+    // first always stays).
+    probs = probs.masked_fill(probs.cumsum(-1) - probs >= column(top_p, at::kDouble), 0.0);
+    at::Tensor cdf = probs.cumsum(-1);
+    at::Tensor target = column(uniform, at::kDouble) * cdf.narrow(1, vocab - 1, 1);
+    // The first position whose cumulative mass exceeds the target, within
+    // the candidates kept (rounding may put the target at the very total).
+    at::Tensor pick = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
+    at::Tensor last_kept = (probs.gt(0).sum(-1, /*keepdim=*/true) - 1).clamp_min(0);
+    token = order.gather(1, at::minimum(pick, last_kept));
+  }
   at::Tensor logprob = at::log_softmax(lg, -1).gather(1, token);
-  at::Tensor both = at::cat({token.to(at::kDouble), logprob.to(at::kDouble)}, 1).to(at::kCPU).contiguous();
+  at::Tensor both = at::cat({token.to(at::kDouble), logprob.to(at::kDouble), finite.to(at::kDouble)}, 1)
+                        .to(at::kCPU)
+                        .contiguous();
   const double* v = both.data_ptr<double>();
   Drawn out;
   out.tokens.assign(rows, -1);
   out.logprobs.assign(rows, 0.0f);
   for (int64_t i = 0; i < rows; ++i) {
     if (params[i] == nullptr) continue;
-    out.tokens[i] = static_cast<int64_t>(v[2 * i]);
-    out.logprobs[i] = static_cast<float>(v[2 * i + 1]);
+    if (v[3 * i + 2] == 0) ThrowNotFinite(i);
+    out.tokens[i] = static_cast<int64_t>(v[3 * i]);
+    out.logprobs[i] = static_cast<float>(v[3 * i + 1]);
   }
   return out;
 }

@@ -82,8 +82,10 @@ struct GenerateOptions {
   // uniform per row from the request's own stream) and copies back one token
   // and log-prob per row, which on a GPU saves the vocabulary-sized copy and
   // the CPU's exp over every row. kAuto: kDevice on CUDA, kHost on the CPU.
-  // Both honour temperature, top-k and top-p and are reproducible per seed
-  // and independent of the batch, but map a seed to different tokens.
+  // Both honour temperature, top-k and top-p, are reproducible per seed and
+  // do not depend on the other rows given the same logits (on CUDA the
+  // logits themselves can move with the batch shape), but map a seed to
+  // different tokens. Logits that are not finite fail the call (INTERNAL).
   enum class Sampler { kAuto, kHost, kDevice };
   Sampler sampler = Sampler::kAuto;
 };

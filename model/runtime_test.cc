@@ -1,5 +1,7 @@
 #include "model/runtime.h"
 
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <thread>
 
 #include "model/json.h"
+#include "model/transformer.h"
 #include "model/runtime_test_util.h"
 #include "model/test_util.h"
 
@@ -559,6 +562,14 @@ TEST_CASE("the device sampler is reproducible per seed, independent of the batch
     s.insert(s.end(), (*a)[i].token_ids.begin(), (*a)[i].token_ids.end());
     full.push_back(s);
   }
+  // A temperature too small for a float is greedy, not a division by zero.
+  GenerationRequest cold = both[2];
+  cold.params.temperature = 1e-40;
+  cold.params.seed = 5;
+  auto frozen = model->Generate({cold}, device);
+  REQUIRE(frozen.ok());
+  CHECK((*frozen)[0].token_ids == (*a)[2].token_ids);
+
   auto tf = model->TokenLogProbs(full);
   REQUIRE(tf.ok());
   for (size_t i = 0; i < both.size(); ++i) {
@@ -569,5 +580,26 @@ TEST_CASE("the device sampler is reproducible per seed, independent of the batch
     }
   }
 }
+TEST_CASE("logits that are not finite fail generation on either sampler instead of drawing a token",
+          "[model][generate][sampler]") {
+  auto model = TinyModel(Arch::kQwen3);
+  {
+    c10::NoGradGuard no_grad;
+    model->transformer()->named_parameters().at("model.norm.weight").fill_(NAN);
+  }
+  for (auto sampler : {GenerateOptions::Sampler::kHost, GenerateOptions::Sampler::kDevice}) {
+    GenerateOptions options;
+    options.sampler = sampler;
+    GenerationRequest sampled = GreedyRequest(kSequences[0], 3);
+    sampled.params.temperature = 1.0;
+    for (const GenerationRequest& r : {GreedyRequest(kSequences[0], 3), sampled}) {
+      auto got = model->Generate({r}, options);
+      REQUIRE_FALSE(got.ok());
+      CHECK(got.status().code() == StatusCode::kInternal);
+      CHECK_THAT(got.status().message(), Catch::Contains("not finite"));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cascade::model

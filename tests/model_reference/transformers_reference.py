@@ -23,11 +23,17 @@ import sys
 import time
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM
 
 
 def load(model_dir, device, dtype):
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    # transformers before 4.56 names the argument torch_dtype (and would
+    # silently ignore dtype).
+    version = tuple(int(x) for x in transformers.__version__.split(".")[:2])
+    key = "dtype" if version >= (4, 56) else "torch_dtype"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **{key: dtype})
+    assert model.dtype == dtype, (model.dtype, dtype)
     return model.to(device).eval()
 
 

@@ -24,9 +24,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::GreedyRequest;
 using testing::kSequences;
+using testing::ChiSquare;
+using testing::ChiSquareCritical;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
 using testing::ReferenceLogits;
+using testing::TargetDistribution;
 using testing::TinyConfig;
 
 void RequireCuda() {
@@ -184,6 +187,62 @@ TEST_CASE("on CUDA, generation matches its own teacher forcing, with and without
                   dtype, worst, sum / static_cast<double>(n), static_cast<long long>(n));
       CHECK(worst < (exact ? 1e-4 : 0.1));
       CHECK(sum / static_cast<double>(n) < (exact ? 1e-5 : 0.02));
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("on CUDA, the device sampler draws from the model's distribution and its greedy is the host's",
+          "[.][gpu-check][cuda]") {
+  RequireCuda();
+  const std::string dir = SaveTiny(Arch::kQwen3, 11);
+  auto model = LoadOn(dir, "cuda", "float32");
+  const std::vector<int64_t> prompt = kSequences[2];
+  auto logits = model->Logits({prompt}, /*use_cache=*/false);
+  REQUIRE(logits.ok());
+  const int64_t vocab = model->config().vocab_size;
+  const std::vector<float> last((*logits)[0].end() - vocab, (*logits)[0].end());
+  GenerateOptions device, host;
+  device.sampler = GenerateOptions::Sampler::kDevice;
+  host.sampler = GenerateOptions::Sampler::kHost;
+  SamplingParams plain, top_k, top_p;
+  plain.temperature = 1.3;
+  top_k.top_k = 6;
+  top_p.temperature = 0.7;
+  top_p.top_p = 0.8;
+  const int n = 3000;
+  for (const SamplingParams* params : {&plain, &top_k, &top_p}) {
+    std::vector<GenerationRequest> requests(n);
+    for (int i = 0; i < n; ++i) {
+      requests[i].prompt = prompt;
+      requests[i].params = *params;
+      requests[i].params.seed = 1000 + i;
+      requests[i].params.max_new_tokens = 1;
+      requests[i].params.ignore_eos = true;
+    }
+    auto drawn = model->Generate(requests, device);
+    REQUIRE(drawn.ok());
+    std::map<int64_t, int> counts;
+    for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
+    int dof = 0;
+    const double stat = ChiSquare(counts, TargetDistribution(last, *params), n, &dof);
+    std::printf("cuda device sampler, temperature %.1f, top_k %lld, top_p %.2f: chi-square %.1f on %d "
+                "degrees of freedom (critical %.1f)\n",
+                params->temperature, static_cast<long long>(params->top_k), params->top_p, stat, dof,
+                ChiSquareCritical(dof));
+    REQUIRE(dof >= 3);
+    CHECK(stat < ChiSquareCritical(dof));
+  }
+  std::vector<GenerationRequest> greedy;
+  for (const auto& p : kSequences) greedy.push_back(GreedyRequest(p, 16));
+  auto on_device = model->Generate(greedy, device);
+  auto on_host = model->Generate(greedy, host);
+  REQUIRE(on_device.ok());
+  REQUIRE(on_host.ok());
+  for (size_t i = 0; i < greedy.size(); ++i) {
+    CHECK((*on_device)[i].token_ids == (*on_host)[i].token_ids);
+    for (size_t t = 0; t < (*on_device)[i].logprobs.size(); ++t) {
+      CHECK((*on_device)[i].logprobs[t] == Approx((*on_host)[i].logprobs[t]).margin(1e-5));
     }
   }
   fs::remove_all(dir);

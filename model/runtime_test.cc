@@ -27,7 +27,10 @@ using testing::GreedyRequest;
 using testing::kSequences;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
+using testing::ChiSquare;
+using testing::ChiSquareCritical;
 using testing::ReferenceLogits;
+using testing::TargetDistribution;
 using testing::TinyConfig;
 
 std::unique_ptr<Model> TinyModel(Arch arch, uint64_t seed = 7) {
@@ -395,65 +398,6 @@ TEST_CASE("two models computing in two threads give what each gives alone",
 }
 
 // ---- Samplers: SampleToken on the host, the batched inverse CDF on the device. ----
-
-// The distribution a request samples from at the prompt's next position:
-// softmax(logits / temperature), cut to top-k, then to the smallest prefix by
-// probability whose mass reaches top-p (ties to the smaller id), renormalised.
-std::vector<double> TargetDistribution(const std::vector<float>& logits, const SamplingParams& p) {
-  const size_t vocab = logits.size();
-  std::vector<size_t> order(vocab);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b]; });
-  const size_t k = p.top_k > 0 ? std::min<size_t>(p.top_k, vocab) : vocab;
-  std::vector<double> prob(vocab, 0.0);
-  double total = 0;
-  for (size_t r = 0; r < k; ++r) {
-    prob[order[r]] = std::exp((logits[order[r]] - logits[order[0]]) / p.temperature);
-    total += prob[order[r]];
-  }
-  double before = 0;
-  for (size_t r = 0; r < k; ++r) {
-    const double q = prob[order[r]] / total;
-    prob[order[r]] = before < p.top_p ? q : 0.0;
-    before += q;
-  }
-  total = std::accumulate(prob.begin(), prob.end(), 0.0);
-  for (double& q : prob) q /= total;
-  return prob;
-}
-
-// Pearson's statistic of `counts` against `prob`, tokens expected fewer than 5
-// times pooled; `dof` gets the degrees of freedom. Infinite when a token of
-// probability 0 was drawn.
-double ChiSquare(const std::map<int64_t, int>& counts, const std::vector<double>& prob, int n, int* dof) {
-  double stat = 0, pooled_expected = 0, pooled_seen = 0;
-  int cells = 0;
-  for (size_t t = 0; t < prob.size(); ++t) {
-    auto it = counts.find(static_cast<int64_t>(t));
-    const double seen = it == counts.end() ? 0 : it->second;
-    const double expected = prob[t] * n;
-    if (prob[t] == 0 && seen > 0) return INFINITY;
-    if (expected >= 5) {
-      stat += (seen - expected) * (seen - expected) / expected;
-      ++cells;
-    } else {
-      pooled_expected += expected;
-      pooled_seen += seen;
-    }
-  }
-  if (pooled_expected > 0) {
-    stat += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
-    ++cells;
-  }
-  *dof = cells - 1;
-  return stat;
-}
-
-// The chi-square value exceeded with probability 1e-4 (Wilson-Hilferty).
-double ChiSquareCritical(int dof) {
-  const double z = 3.719, k = dof;
-  return k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
-}
 
 TEST_CASE("both samplers draw from the model's distribution under temperature, top-k and top-p",
           "[model][generate][sampler]") {

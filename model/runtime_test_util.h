@@ -1,6 +1,7 @@
 // Catch2 helpers shared by runtime_test.cc and gpu_check_test.cc (not part of
-// the library): prompts that need padding, greedy requests and the logits of
-// an independent Python implementation run on a saved model directory.
+// the library): prompts that need padding, greedy requests, the logits of an
+// independent Python implementation run on a saved model directory, and the
+// exact sampling distribution with a chi-square test against it.
 #ifndef CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
 #define CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
 
@@ -10,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -77,6 +80,65 @@ inline float MaxAbsDiff(const std::vector<std::vector<float>>& a,
     for (size_t j = 0; j < a[i].size(); ++j) worst = std::max(worst, std::fabs(a[i][j] - b[i][j]));
   }
   return worst;
+}
+
+// The distribution a request samples from at the prompt's next position:
+// softmax(logits / temperature), cut to top-k, then to the smallest prefix by
+// probability whose mass reaches top-p (ties to the smaller id), renormalised.
+inline std::vector<double> TargetDistribution(const std::vector<float>& logits, const SamplingParams& p) {
+  const size_t vocab = logits.size();
+  std::vector<size_t> order(vocab);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b]; });
+  const size_t k = p.top_k > 0 ? std::min<size_t>(p.top_k, vocab) : vocab;
+  std::vector<double> prob(vocab, 0.0);
+  double total = 0;
+  for (size_t r = 0; r < k; ++r) {
+    prob[order[r]] = std::exp((logits[order[r]] - logits[order[0]]) / p.temperature);
+    total += prob[order[r]];
+  }
+  double before = 0;
+  for (size_t r = 0; r < k; ++r) {
+    const double q = prob[order[r]] / total;
+    prob[order[r]] = before < p.top_p ? q : 0.0;
+    before += q;
+  }
+  total = std::accumulate(prob.begin(), prob.end(), 0.0);
+  for (double& q : prob) q /= total;
+  return prob;
+}
+
+// Pearson's statistic of `counts` against `prob`, tokens expected fewer than 5
+// times pooled; `dof` gets the degrees of freedom. Infinite when a token of
+// probability 0 was drawn.
+inline double ChiSquare(const std::map<int64_t, int>& counts, const std::vector<double>& prob, int n, int* dof) {
+  double stat = 0, pooled_expected = 0, pooled_seen = 0;
+  int cells = 0;
+  for (size_t t = 0; t < prob.size(); ++t) {
+    auto it = counts.find(static_cast<int64_t>(t));
+    const double seen = it == counts.end() ? 0 : it->second;
+    const double expected = prob[t] * n;
+    if (prob[t] == 0 && seen > 0) return INFINITY;
+    if (expected >= 5) {
+      stat += (seen - expected) * (seen - expected) / expected;
+      ++cells;
+    } else {
+      pooled_expected += expected;
+      pooled_seen += seen;
+    }
+  }
+  if (pooled_expected > 0) {
+    stat += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
+    ++cells;
+  }
+  *dof = cells - 1;
+  return stat;
+}
+
+// The chi-square value exceeded with probability 1e-4 (Wilson-Hilferty).
+inline double ChiSquareCritical(int dof) {
+  const double z = 3.719, k = dof;
+  return k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
 }
 
 }  // namespace cascade::model::testing

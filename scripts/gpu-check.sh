@@ -18,7 +18,8 @@
 # learner_core, common/ json and runtime) and runs its tests, the hidden
 # "[gpu-check]" ones being the bfloat16 CUDA learner. It needs Abseil,
 # nlohmann-json and OpenSSL's libcrypto where CMake finds them (apt:
-# libabsl-dev nlohmann-json3-dev libssl-dev, or CMAKE_PREFIX_PATH). --gpu-only
+# libabsl-dev nlohmann-json3-dev libssl-dev, or CMAKE_PREFIX_PATH; on a
+# machine without them, scripts/gpu-check-bundle.sh gathers them). --gpu-only
 # skips the CPU test suites, --no-bench the benchmark, --learner-only the
 # model tests and the benchmark.
 #

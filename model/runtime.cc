@@ -20,6 +20,10 @@ namespace {
 // Sequences per forward in TokenLogProbs; bounds the KV cache and activations.
 constexpr size_t kScoreBatch = 16;
 
+// About how much memory the device sampler's temporaries take at once (a
+// batch of 256 rows over Qwen3's 152k vocabulary would take ~2 GB unchunked).
+constexpr int64_t kSamplerChunkBytes = int64_t{256} << 20;
+
 // Uniform double in [0, 1) from 53 random bits (the same on every platform,
 // unlike std::uniform_real_distribution).
 double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
@@ -135,7 +139,7 @@ Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParam
 // rows are top-1 and draw no uniform, as on the host; an all-greedy step is
 // one argmax. Only a few numbers per row come back to the CPU.
 Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingParams*>& params,
-                   const std::vector<std::mt19937_64*>& rngs) {
+                   const std::vector<std::mt19937_64*>& rngs, int64_t chunk_rows) {
   const int64_t rows = logits.size(0), vocab = logits.size(1);
   std::vector<double> temperature(rows, 1.0), top_p(rows, 2.0), uniform(rows, 0.0);
   std::vector<int64_t> top_k(rows, 1);
@@ -161,25 +165,39 @@ Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingPar
   if (!any_sampled) {
     token = lg.argmax(-1, /*keepdim=*/true);  // the first maximum: the smaller id
   } else {
-    at::Tensor sorted, order;
-    std::tie(sorted, order) = at::sort(lg, /*stable=*/true, /*dim=*/-1, /*descending=*/true);
-    // Shifted so the best candidate is 0 before scaling: no overflow at any
-    // temperature, and the order is the unscaled one.
-    at::Tensor scaled = (sorted - sorted.narrow(1, 0, 1)).to(at::kDouble) / column(temperature, at::kDouble);
-    at::Tensor probs = at::softmax(scaled, -1);
-    at::Tensor rank = at::arange(vocab, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
-    probs = probs.masked_fill(rank >= column(top_k, at::kLong), 0.0);
-    probs = probs / probs.sum(-1, /*keepdim=*/true);
-    // Nucleus: keep a candidate while the mass before it is below top_p (the
-    // first always stays).
-    probs = probs.masked_fill(probs.cumsum(-1) - probs >= column(top_p, at::kDouble), 0.0);
-    at::Tensor cdf = probs.cumsum(-1);
-    at::Tensor target = column(uniform, at::kDouble) * cdf.narrow(1, vocab - 1, 1);
-    // The first position whose cumulative mass exceeds the target, within
-    // the candidates kept (rounding may put the target at the very total).
-    at::Tensor pick = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
-    at::Tensor last_kept = (probs.gt(0).sum(-1, /*keepdim=*/true) - 1).clamp_min(0);
-    token = order.gather(1, at::minimum(pick, last_kept));
+    const at::Tensor temperatures = column(temperature, at::kDouble);
+    const at::Tensor top_ks = column(top_k, at::kLong), top_ps = column(top_p, at::kDouble);
+    const at::Tensor uniforms = column(uniform, at::kDouble);
+    const at::Tensor rank =
+        at::arange(vocab, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
+    // The temporaries take about 50 bytes per logit; rows go through in
+    // chunks so that they stay near kSamplerChunkBytes whatever the batch.
+    if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(1, kSamplerChunkBytes / (50 * vocab));
+    std::vector<at::Tensor> tokens;
+    for (int64_t first = 0; first < rows; first += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, rows - first);
+      at::Tensor sorted, order;
+      std::tie(sorted, order) =
+          at::sort(lg.narrow(0, first, n), /*stable=*/true, /*dim=*/-1, /*descending=*/true);
+      // Shifted so the best candidate is 0 before scaling: no overflow at
+      // any temperature, and the order is the unscaled one.
+      at::Tensor scaled =
+          (sorted - sorted.narrow(1, 0, 1)).to(at::kDouble) / temperatures.narrow(0, first, n);
+      at::Tensor probs = at::softmax(scaled, -1);
+      probs = probs.masked_fill(rank >= top_ks.narrow(0, first, n), 0.0);
+      probs = probs / probs.sum(-1, /*keepdim=*/true);
+      // Nucleus: keep a candidate while the mass before it is below top_p
+      // (the first always stays).
+      probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_ps.narrow(0, first, n), 0.0);
+      at::Tensor cdf = probs.cumsum(-1);
+      at::Tensor target = uniforms.narrow(0, first, n) * cdf.narrow(1, vocab - 1, 1);
+      // The first position whose cumulative mass exceeds the target, within
+      // the candidates kept (rounding may put the target at the very total).
+      at::Tensor pick = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
+      at::Tensor last_kept = (probs.gt(0).sum(-1, /*keepdim=*/true) - 1).clamp_min(0);
+      tokens.push_back(order.gather(1, at::minimum(pick, last_kept)));
+    }
+    token = at::cat(tokens, 0);
   }
   at::Tensor logprob = at::log_softmax(lg, -1).gather(1, token);
   at::Tensor both = at::cat({token.to(at::kDouble), logprob.to(at::kDouble), finite.to(at::kDouble)}, 1)
@@ -198,12 +216,13 @@ Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingPar
   return out;
 }
 
-Drawn DrawTokens(GenerateOptions::Sampler sampler, const at::Tensor& logits,
+Drawn DrawTokens(const GenerateOptions& options, const at::Tensor& logits,
                  const std::vector<const SamplingParams*>& params,
                  const std::vector<std::mt19937_64*>& rngs) {
-  const bool on_device = sampler == GenerateOptions::Sampler::kDevice ||
-                         (sampler == GenerateOptions::Sampler::kAuto && logits.device().is_cuda());
-  return on_device ? DrawOnDevice(logits, params, rngs) : DrawOnHost(logits, params, rngs);
+  const bool on_device = options.sampler == GenerateOptions::Sampler::kDevice ||
+                         (options.sampler == GenerateOptions::Sampler::kAuto && logits.device().is_cuda());
+  return on_device ? DrawOnDevice(logits, params, rngs, options.sampler_chunk_rows)
+                   : DrawOnHost(logits, params, rngs);
 }
 
 at::Tensor Tensor2D(const std::vector<int64_t>& flat, int64_t rows, int64_t cols) {
@@ -513,7 +532,7 @@ StatusOr<std::vector<FinishedSequence>> GenerationBatch::Step() {
       params[i] = &st.rows[i].params;
       rngs[i] = &st.rows[i].rng;
     }
-    const Drawn drawn = DrawTokens(st.options.sampler, st.logits, params, rngs);
+    const Drawn drawn = DrawTokens(st.options, st.logits, params, rngs);
     for (size_t i = 0; i < st.rows.size(); ++i) {
       State::Row& row = st.rows[i];
       if (!row.alive) continue;
@@ -627,7 +646,7 @@ StatusOr<std::vector<GenerationResult>> Model::Generate(
         params[i] = &requests[i].params;
         row_rngs[i] = &rngs[i];
       }
-      const Drawn drawn = DrawTokens(options.sampler, logits, params, row_rngs);
+      const Drawn drawn = DrawTokens(options, logits, params, row_rngs);
       std::vector<int64_t> next(b, options.pad_token_id), next_valid(b, 0), positions(b, 0);
       bool any_active = false;
       for (int64_t i = 0; i < b; ++i) {

@@ -88,6 +88,9 @@ struct GenerateOptions {
   // different tokens. Logits that are not finite fail the call (INTERNAL).
   enum class Sampler { kAuto, kHost, kDevice };
   Sampler sampler = Sampler::kAuto;
+  // Rows the device sampler processes at once; 0 sizes the chunks so that
+  // its temporaries (about 50 bytes per logit) stay near 256 MB.
+  int64_t sampler_chunk_rows = 0;
 };
 
 struct LogProbOptions {

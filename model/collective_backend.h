@@ -9,13 +9,13 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-
 #include <type_traits>
 
 namespace cascade::model {
 
-using CollectiveBackend = std::conditional_t<std::is_base_of_v<c10d::Backend, c10d::ProcessGroupGloo>,
-                                             c10d::Backend, c10d::ProcessGroup>;
+using CollectiveBackend =
+    std::conditional_t<std::is_base_of_v<c10d::Backend, c10d::ProcessGroupGloo>, c10d::Backend,
+                       c10d::ProcessGroup>;
 
 }  // namespace cascade::model
 

@@ -8,8 +8,8 @@
 // logit scale and the measured figures are printed, since those are what a
 // user of the rollout/learner pair on a GPU wants to know.
 #include <ATen/ATen.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 
@@ -22,10 +22,10 @@ namespace cascade::model {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::GreedyRequest;
-using testing::kSequences;
 using testing::ChiSquare;
 using testing::ChiSquareCritical;
+using testing::GreedyRequest;
+using testing::kSequences;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
 using testing::ReferenceLogits;
@@ -68,8 +68,8 @@ float MaxAbs(const std::vector<std::vector<float>>& a) {
 }
 
 // Share of positions whose argmax token agrees.
-double Top1Agreement(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b,
-                     int64_t vocab) {
+double Top1Agreement(const std::vector<std::vector<float>>& a,
+                     const std::vector<std::vector<float>>& b, int64_t vocab) {
   int64_t same = 0, total = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     for (size_t off = 0; off < a[i].size(); off += vocab) {
@@ -106,9 +106,10 @@ TEST_CASE("on CUDA, float32 logits match the Python reference and bfloat16 ones 
         REQUIRE(got.ok());
         const float diff = MaxAbsDiff(*got, ref), scale = MaxAbs(ref);
         const double top1 = Top1Agreement(*got, ref, vocab);
-        std::printf("%s cuda bfloat16%s: max |logit - reference| = %.3f of max |logit| %.2f, "
-                    "top-1 agreement %.3f\n",
-                    ArchName(arch), use_cache ? " with cache" : "", diff, scale, top1);
+        std::printf(
+            "%s cuda bfloat16%s: max |logit - reference| = %.3f of max |logit| %.2f, "
+            "top-1 agreement %.3f\n",
+            ArchName(arch), use_cache ? " with cache" : "", diff, scale, top1);
         // Top-1 agreement is printed, not checked: random tiny models have
         // many near-ties that bfloat16 rounding flips; the bound on every
         // logit already bounds how far a flipped choice can be from the best.
@@ -128,7 +129,8 @@ TEST_CASE("on CUDA, generation matches its own teacher forcing, with and without
       auto model = LoadOn(dir, "cuda", dtype);
       const bool exact = std::string(dtype) == "float32";
       std::vector<GenerationRequest> greedy;
-      for (size_t i = 0; i < kSequences.size(); ++i) greedy.push_back(GreedyRequest(kSequences[i], 12));
+      for (size_t i = 0; i < kSequences.size(); ++i)
+        greedy.push_back(GreedyRequest(kSequences[i], 12));
       GenerateOptions without_cache;
       without_cache.use_cache = false;
       auto a = model->Generate(greedy);
@@ -183,8 +185,9 @@ TEST_CASE("on CUDA, generation matches its own teacher forcing, with and without
           ++n;
         }
       }
-      std::printf("cuda %s: |generation log-prob - teacher-forced| max %.2e, mean %.2e over %lld tokens\n",
-                  dtype, worst, sum / static_cast<double>(n), static_cast<long long>(n));
+      std::printf(
+          "cuda %s: |generation log-prob - teacher-forced| max %.2e, mean %.2e over %lld tokens\n",
+          dtype, worst, sum / static_cast<double>(n), static_cast<long long>(n));
       CHECK(worst < (exact ? 1e-4 : 0.1));
       CHECK(sum / static_cast<double>(n) < (exact ? 1e-5 : 0.02));
     }
@@ -192,8 +195,9 @@ TEST_CASE("on CUDA, generation matches its own teacher forcing, with and without
   fs::remove_all(dir);
 }
 
-TEST_CASE("on CUDA, the device sampler draws from the model's distribution and its greedy is the host's",
-          "[.][gpu-check][cuda]") {
+TEST_CASE(
+    "on CUDA, the device sampler draws from the model's distribution and its greedy is the host's",
+    "[.][gpu-check][cuda]") {
   RequireCuda();
   const std::string dir = SaveTiny(Arch::kQwen3, 11);
   auto model = LoadOn(dir, "cuda", "float32");
@@ -226,10 +230,11 @@ TEST_CASE("on CUDA, the device sampler draws from the model's distribution and i
     for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
     int dof = 0;
     const double stat = ChiSquare(counts, TargetDistribution(last, *params), n, &dof);
-    std::printf("cuda device sampler, temperature %.1f, top_k %lld, top_p %.2f: chi-square %.1f on %d "
-                "degrees of freedom (critical %.1f)\n",
-                params->temperature, static_cast<long long>(params->top_k), params->top_p, stat, dof,
-                ChiSquareCritical(dof));
+    std::printf(
+        "cuda device sampler, temperature %.1f, top_k %lld, top_p %.2f: chi-square %.1f on %d "
+        "degrees of freedom (critical %.1f)\n",
+        params->temperature, static_cast<long long>(params->top_k), params->top_p, stat, dof,
+        ChiSquareCritical(dof));
     REQUIRE(dof >= 3);
     CHECK(stat < ChiSquareCritical(dof));
   }
@@ -283,8 +288,8 @@ TEST_CASE("on CUDA, chunked and checkpointed log-prob gradients match the CPU on
     auto t = Transformer::Load(dir, d);
     REQUIRE(t.ok());
     for (const auto& [name, p] : (*t)->named_parameters()) p.requires_grad_(true);
-    at::Tensor ids = at::tensor(std::vector<int64_t>{5, 9, 300, 7, 7, 42, 1, 2, 3, 4,  //
-                                                     8, 800, 13, 0, 0, 0, 0, 0, 0, 0},
+    at::Tensor ids = at::tensor(std::vector<int64_t>{5, 9,   300, 7, 7, 42, 1, 2, 3, 4,  //
+                                                     8, 800, 13,  0, 0, 0,  0, 0, 0, 0},
                                 at::kLong)
                          .view({2, 10});
     at::Tensor valid = ids.ne(0);
@@ -293,7 +298,8 @@ TEST_CASE("on CUDA, chunked and checkpointed log-prob gradients match the CPU on
     at::Tensor w = at::linspace(-1, 2, lp.size(1)).unsqueeze(0).to(dev);
     (lp.to(at::kFloat) * w).sum().backward();
     std::map<std::string, at::Tensor> out;
-    for (const auto& [name, p] : (*t)->named_parameters()) out[name] = p.grad().to(at::kCPU, at::kFloat);
+    for (const auto& [name, p] : (*t)->named_parameters())
+      out[name] = p.grad().to(at::kCPU, at::kFloat);
     return out;
   };
   auto cpu = grads("cpu", "float32", 0, false);
@@ -307,7 +313,8 @@ TEST_CASE("on CUDA, chunked and checkpointed log-prob gradients match the CPU on
     const double cos = at::cosine_similarity(cuda16[name].view(-1), g.view(-1), 0).item<double>();
     worst_cos = std::min(worst_cos, cos);
   }
-  std::printf("cuda bfloat16 gradients: lowest cosine similarity to cpu float32 = %.4f\n", worst_cos);
+  std::printf("cuda bfloat16 gradients: lowest cosine similarity to cpu float32 = %.4f\n",
+              worst_cos);
   CHECK(worst_cos > 0.98);
   fs::remove_all(dir);
 }

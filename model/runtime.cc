@@ -128,7 +128,7 @@ Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParam
   return out;
 }
 
-// On the logits' device, all rows at once, by inverse CDF: each row's
+// On the logits' device, a chunk of rows at a time, by inverse CDF: each row's
 // candidates sorted by logit (a stable sort of the unscaled logits, so ties
 // go to the smaller id as in SampleToken), cut to top-k, then to the
 // smallest prefix whose mass reaches top-p, and the token taken where the
@@ -200,9 +200,10 @@ Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingPar
     token = at::cat(tokens, 0);
   }
   at::Tensor logprob = at::log_softmax(lg, -1).gather(1, token);
-  at::Tensor both = at::cat({token.to(at::kDouble), logprob.to(at::kDouble), finite.to(at::kDouble)}, 1)
-                        .to(at::kCPU)
-                        .contiguous();
+  at::Tensor both =
+      at::cat({token.to(at::kDouble), logprob.to(at::kDouble), finite.to(at::kDouble)}, 1)
+          .to(at::kCPU)
+          .contiguous();
   const double* v = both.data_ptr<double>();
   Drawn out;
   out.tokens.assign(rows, -1);
@@ -219,8 +220,9 @@ Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingPar
 Drawn DrawTokens(const GenerateOptions& options, const at::Tensor& logits,
                  const std::vector<const SamplingParams*>& params,
                  const std::vector<std::mt19937_64*>& rngs) {
-  const bool on_device = options.sampler == GenerateOptions::Sampler::kDevice ||
-                         (options.sampler == GenerateOptions::Sampler::kAuto && logits.device().is_cuda());
+  const bool on_device =
+      options.sampler == GenerateOptions::Sampler::kDevice ||
+      (options.sampler == GenerateOptions::Sampler::kAuto && logits.device().is_cuda());
   return on_device ? DrawOnDevice(logits, params, rngs, options.sampler_chunk_rows)
                    : DrawOnHost(logits, params, rngs);
 }

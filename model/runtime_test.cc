@@ -2,9 +2,9 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <catch2/catch.hpp>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,20 +15,20 @@
 #include <thread>
 
 #include "model/json.h"
-#include "model/transformer.h"
 #include "model/runtime_test_util.h"
 #include "model/test_util.h"
+#include "model/transformer.h"
 
 namespace cascade::model {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ChiSquare;
+using testing::ChiSquareCritical;
 using testing::GreedyRequest;
 using testing::kSequences;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
-using testing::ChiSquare;
-using testing::ChiSquareCritical;
 using testing::ReferenceLogits;
 using testing::TargetDistribution;
 using testing::TinyConfig;
@@ -433,13 +433,15 @@ TEST_CASE("both samplers draw from the model's distribution under temperature, t
       std::map<int64_t, int> counts;
       for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
       const std::vector<double> want = TargetDistribution(last, *params);
-      const int support = static_cast<int>(std::count_if(want.begin(), want.end(), [](double q) { return q > 0; }));
+      const int support =
+          static_cast<int>(std::count_if(want.begin(), want.end(), [](double q) { return q > 0; }));
       int dof = 0;
       const double stat = ChiSquare(counts, want, n, &dof);
-      INFO((device ? "device" : "host") << " sampler, temperature " << params->temperature << ", top_k "
-                                        << params->top_k << ", top_p " << params->top_p << ": chi-square "
-                                        << stat << " on " << dof << " degrees of freedom, support "
-                                        << support << ", " << counts.size() << " distinct tokens drawn");
+      INFO((device ? "device" : "host")
+           << " sampler, temperature " << params->temperature << ", top_k " << params->top_k
+           << ", top_p " << params->top_p << ": chi-square " << stat << " on " << dof
+           << " degrees of freedom, support " << support << ", " << counts.size()
+           << " distinct tokens drawn");
       REQUIRE(dof >= 3);
       CHECK(stat < ChiSquareCritical(dof));
       if (params == &top_k) CHECK(support == 6);
@@ -458,8 +460,10 @@ TEST_CASE("both samplers draw from the model's distribution under temperature, t
   }
 }
 
-TEST_CASE("the device sampler is reproducible per seed, independent of the batch, and returns teacher-forced log-probs",
-          "[model][generate][sampler]") {
+TEST_CASE(
+    "the device sampler is reproducible per seed, independent of the batch, and returns "
+    "teacher-forced log-probs",
+    "[model][generate][sampler]") {
   auto model = TinyModel(Arch::kLlama);
   GenerateOptions device, host;
   device.sampler = GenerateOptions::Sampler::kDevice;

@@ -5,9 +5,8 @@
 #ifndef CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
 #define CASCADE_MODEL_RUNTIME_TEST_UTIL_H_
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -41,10 +40,9 @@ inline GenerationRequest GreedyRequest(std::vector<int64_t> prompt, int64_t max_
 // Runs `script logits DIR IN.json OUT.bin` from tests/model_reference (the
 // plain PyTorch reference.py, or transformers_reference.py) on a saved model
 // and returns the float32 logits of every position of every sequence.
-inline std::vector<std::vector<float>> ReferenceLogits(const std::string& dir,
-                                                       const std::vector<std::vector<int64_t>>& seqs,
-                                                       int64_t vocab,
-                                                       const std::string& script = "reference.py") {
+inline std::vector<std::vector<float>> ReferenceLogits(
+    const std::string& dir, const std::vector<std::vector<int64_t>>& seqs, int64_t vocab,
+    const std::string& script = "reference.py") {
   Json in = Json::MakeArray();
   for (const auto& s : seqs) {
     Json row = Json::MakeArray();
@@ -53,8 +51,8 @@ inline std::vector<std::vector<float>> ReferenceLogits(const std::string& dir,
   }
   REQUIRE(WriteStringToFile(dir + "/ref_in.json", in.Dump()).ok());
   const std::string cmd = std::string("REFERENCE_THREADS=1 ") + CASCADE_PYTHON + " " +
-                          CASCADE_MODEL_REFERENCE_DIR + "/" + script + " logits " + dir + " " + dir +
-                          "/ref_in.json " + dir + "/ref_out.bin";
+                          CASCADE_MODEL_REFERENCE_DIR + "/" + script + " logits " + dir + " " +
+                          dir + "/ref_in.json " + dir + "/ref_out.bin";
   INFO(cmd);
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::string raw = *ReadFileToString(dir + "/ref_out.bin");
@@ -85,11 +83,13 @@ inline float MaxAbsDiff(const std::vector<std::vector<float>>& a,
 // The distribution a request samples from at the prompt's next position:
 // softmax(logits / temperature), cut to top-k, then to the smallest prefix by
 // probability whose mass reaches top-p (ties to the smaller id), renormalised.
-inline std::vector<double> TargetDistribution(const std::vector<float>& logits, const SamplingParams& p) {
+inline std::vector<double> TargetDistribution(const std::vector<float>& logits,
+                                              const SamplingParams& p) {
   const size_t vocab = logits.size();
   std::vector<size_t> order(vocab);
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return logits[a] > logits[b]; });
   const size_t k = p.top_k > 0 ? std::min<size_t>(p.top_k, vocab) : vocab;
   std::vector<double> prob(vocab, 0.0);
   double total = 0;
@@ -111,7 +111,8 @@ inline std::vector<double> TargetDistribution(const std::vector<float>& logits, 
 // Pearson's statistic of `counts` against `prob`, tokens expected fewer than 5
 // times pooled; `dof` gets the degrees of freedom. Infinite when a token of
 // probability 0 was drawn.
-inline double ChiSquare(const std::map<int64_t, int>& counts, const std::vector<double>& prob, int n, int* dof) {
+inline double ChiSquare(const std::map<int64_t, int>& counts, const std::vector<double>& prob,
+                        int n, int* dof) {
   double stat = 0, pooled_expected = 0, pooled_seen = 0;
   int cells = 0;
   for (size_t t = 0; t < prob.size(); ++t) {

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+
 #include <catch2/catch.hpp>
 
 #include "model/test_util.h"

@@ -1,8 +1,8 @@
 #include "model/weight_group.h"
 
-#include <catch2/catch.hpp>
 #include <torch/cuda.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -134,7 +134,8 @@ TEST_CASE("a weight group refuses bad settings and fails when a member never arr
 // scripts/gpu-check.sh where torch sees at least two.
 TEST_CASE("over NCCL a weight group broadcasts a GPU model to a replica on another GPU",
           "[.][nccl]") {
-  if (torch::cuda::device_count() < 2) FAIL("needs two CUDA devices, found " << torch::cuda::device_count());
+  if (torch::cuda::device_count() < 2)
+    FAIL("needs two CUDA devices, found " << torch::cuda::device_count());
   REQUIRE(WeightGroupBackendAvailable("nccl").ok());
   auto on = [](const std::string& device, uint64_t seed) {
     RuntimeOptions o;

@@ -288,7 +288,8 @@ int Main(int argc, char** argv) {
       return 1;
     }
     const char* side = sampler == GenerateOptions::Sampler::kHost ? "host" : "device";
-    results[std::string("sampled_batch32_") + side + "_sampler_tokens_per_s"] = 32 * new_tokens / secs;
+    results[std::string("sampled_batch32_") + side + "_sampler_tokens_per_s"] =
+        32 * new_tokens / secs;
   }
   // Teacher-forced log-probs: 8 sequences of 512 tokens.
   auto lp_seqs = RandomSeqs(args.quick ? 2 : 8, 512, config.vocab_size, 99);
@@ -313,14 +314,16 @@ int Main(int argc, char** argv) {
     Json spec = Json::MakeObject();
     spec["max_new_tokens"] = new_tokens;
     spec["generate"]["batch1"] = ToJsonIds(RandomSeqs(1, prompt_len, config.vocab_size, 11));
-    spec["generate"]["batch32"] = ToJsonIds(RandomSeqs(on_cpu ? 4 : 32, prompt_len, config.vocab_size, 42));
-    spec["logprobs"] = ToJsonIds(on_cpu ? std::vector<std::vector<int64_t>>(lp_seqs.begin(), lp_seqs.begin() + 2)
-                                        : lp_seqs);
+    spec["generate"]["batch32"] =
+        ToJsonIds(RandomSeqs(on_cpu ? 4 : 32, prompt_len, config.vocab_size, 42));
+    spec["logprobs"] = ToJsonIds(
+        on_cpu ? std::vector<std::vector<int64_t>>(lp_seqs.begin(), lp_seqs.begin() + 2) : lp_seqs);
     WriteStringToFile(dir + "/bench_spec.json", spec.Dump()).ok();
     const std::string script = on_cpu ? "/reference.py" : "/transformers_reference.py";
-    const std::string cmd = "REFERENCE_THREADS=" + std::to_string(args.threads) + " REFERENCE_DEVICE=" +
-                            args.device + " " + CASCADE_PYTHON + " " + CASCADE_MODEL_REFERENCE_DIR +
-                            script + " bench " + dir + " " + dir + "/bench_spec.json";
+    const std::string cmd = "REFERENCE_THREADS=" + std::to_string(args.threads) +
+                            " REFERENCE_DEVICE=" + args.device + " " + CASCADE_PYTHON + " " +
+                            CASCADE_MODEL_REFERENCE_DIR + script + " bench " + dir + " " + dir +
+                            "/bench_spec.json";
     FILE* p = popen(cmd.c_str(), "r");
     std::string text;
     char buf[4096];
@@ -332,7 +335,8 @@ int Main(int argc, char** argv) {
         results["reference_logprobs_tokens_per_s"] = ref->Find("logprobs")->as_double();
       }
     } else {
-      std::cerr << "model_bench: the " << peer << " did not run (" << cmd << "); reporting ours only\n";
+      std::cerr << "model_bench: the " << peer << " did not run (" << cmd
+                << "); reporting ours only\n";
     }
   }
 
@@ -358,10 +362,13 @@ int Main(int argc, char** argv) {
     std::printf("| %s | %.1f | %.1f | %.2fx |\n", m, results.Find(m)->as_double(),
                 r ? r->as_double() : 0.0, ratio(m, ref.c_str()));
   }
-  std::printf("| sampled generation, batch 32 (tokens/s) | device sampler %.1f | host sampler %.1f | %.2fx |\n",
-              results.Find("sampled_batch32_device_sampler_tokens_per_s")->as_double(),
-              results.Find("sampled_batch32_host_sampler_tokens_per_s")->as_double(),
-              ratio("sampled_batch32_device_sampler_tokens_per_s", "sampled_batch32_host_sampler_tokens_per_s"));
+  std::printf(
+      "| sampled generation, batch 32 (tokens/s) | device sampler %.1f | host sampler %.1f | %.2fx "
+      "|\n",
+      results.Find("sampled_batch32_device_sampler_tokens_per_s")->as_double(),
+      results.Find("sampled_batch32_host_sampler_tokens_per_s")->as_double(),
+      ratio("sampled_batch32_device_sampler_tokens_per_s",
+            "sampled_batch32_host_sampler_tokens_per_s"));
   if (chunked.is_object() && unchunked.is_object()) {
     const double c = chunked.Find("peak_above_load_mb")->as_double();
     const double u = unchunked.Find("peak_above_load_mb")->as_double();

@@ -551,9 +551,9 @@ TEST_CASE("data-parallel rank worker", "[.dp_worker]") {
                                     ? "cuda:" + std::to_string(o.distributed.rank)
                                     : "cpu";
   // Rank 1 starts from other weights: the rendezvous must hand it rank 0's.
-  auto core = MakeCore(TinyModel(o.distributed.rank == 0 ? 7 : 8,
-                                 dtype != nullptr ? dtype : "float32", my_device),
-                       o);
+  auto core = MakeCore(
+      TinyModel(o.distributed.rank == 0 ? 7 : 8, dtype != nullptr ? dtype : "float32", my_device),
+      o);
   for (int64_t step = 0; step < kDpSteps; ++step) {
     REQUIRE(core->TrainStep(DpBatch(step, o.distributed.rank, o.distributed.world_size)).ok());
   }
@@ -563,7 +563,8 @@ TEST_CASE("data-parallel rank worker", "[.dp_worker]") {
 // Runs two "data-parallel rank worker" processes in `dtype` on `device`
 // ("cpu": Gloo; "cuda": one GPU each, NCCL); they write their checkpoint to
 // `out`.
-void RunTwoRanks(const std::string& out, const std::string& dtype, const std::string& device = "cpu") {
+void RunTwoRanks(const std::string& out, const std::string& dtype,
+                 const std::string& device = "cpu") {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   const int port = testing::FreeLoopbackPort();
   std::vector<std::unique_ptr<cascade::testing::Subprocess>> ranks;
@@ -666,7 +667,8 @@ void CheckModelIsRoundedMasters(const LearnerCore& core) {
 // explained in the test below), the mixed-precision invariant after each.
 // Returns the bfloat16 learner's master updates' error relative to the
 // float32 learner's, both measured from `w0`.
-double StepBesideFloat32(LearnerCore& f32, LearnerCore& bf, const std::map<std::string, at::Tensor>& w0) {
+double StepBesideFloat32(LearnerCore& f32, LearnerCore& bf,
+                         const std::map<std::string, at::Tensor>& w0) {
   for (int64_t step = 0; step < 3; ++step) {
     INFO("step " << step);
     Batch batch = MakeBatch(/*seed=*/20 + step, 2, 3, step);
@@ -675,11 +677,11 @@ double StepBesideFloat32(LearnerCore& f32, LearnerCore& bf, const std::map<std::
     auto sb = bf.TrainStep(batch);
     REQUIRE(sf.ok());
     REQUIRE(sb.ok());
-    std::printf("%s bfloat16 learner step %lld: loss %.5f (float32 %.5f), entropy %.4f (%.4f), "
-                "grad norm %.4f (%.4f)\n",
-                bf.model().transformer()->device().is_cuda() ? "cuda" : "cpu",
-                static_cast<long long>(step), sb->loss, sf->loss, sb->entropy, sf->entropy,
-                sb->grad_norm, sf->grad_norm);
+    std::printf(
+        "%s bfloat16 learner step %lld: loss %.5f (float32 %.5f), entropy %.4f (%.4f), "
+        "grad norm %.4f (%.4f)\n",
+        bf.model().transformer()->device().is_cuda() ? "cuda" : "cpu", static_cast<long long>(step),
+        sb->loss, sf->loss, sb->entropy, sf->entropy, sb->grad_norm, sf->grad_norm);
     CHECK(sb->policy_version == step + 1);
     CHECK(sb->micro_batches == sf->micro_batches);
     CHECK(sb->tokens == sf->tokens);
@@ -852,7 +854,8 @@ LearnerOptions WithCosineSchedule(LearnerOptions o) {
 
 // A learner opened from `dir` that took steps 0 and 1 (batches MakeBatch(30 +
 // step), 30-token micro-batches) and saved a verified checkpoint to `ckpt`.
-std::unique_ptr<LearnerCore> TrainTwoStepsAndCheckpoint(const std::string& dir, const std::string& ckpt,
+std::unique_ptr<LearnerCore> TrainTwoStepsAndCheckpoint(const std::string& dir,
+                                                        const std::string& ckpt,
                                                         const LearnerOptions& o) {
   auto core = OpenCore(dir, o);
   for (int64_t step = 0; step < 2; ++step) {
@@ -990,7 +993,8 @@ class BytesPublisher : public WeightPublisher {
 
 // What `publisher` received for parameter `name` of `w`'s shape, as a
 // bfloat16 tensor (half the float32 bytes).
-at::Tensor ReceivedBf16(const BytesPublisher& publisher, const std::string& name, const at::Tensor& w) {
+at::Tensor ReceivedBf16(const BytesPublisher& publisher, const std::string& name,
+                        const at::Tensor& w) {
   const BytesPublisher::Received& r = publisher.received.at(name);
   REQUIRE(r.dtype == "bfloat16");
   REQUIRE(r.bytes.size() == static_cast<size_t>(w.numel()) * 2);
@@ -1079,7 +1083,8 @@ TEST_CASE("two Gloo ranks in bfloat16 reach the float32 masters of one bfloat16 
 // where torch sees at least two GPUs.
 TEST_CASE("two NCCL ranks on two GPUs reach the float32 masters of one bfloat16 GPU process",
           "[.][nccl]") {
-  if (torch::cuda::device_count() < 2) FAIL("needs two CUDA devices, found " << torch::cuda::device_count());
+  if (torch::cuda::device_count() < 2)
+    FAIL("needs two CUDA devices, found " << torch::cuda::device_count());
   CheckTwoBf16RanksMatchOneProcess("cuda");
 }
 
@@ -1100,8 +1105,9 @@ void CheckOnCuda(const model::Transformer& t, at::ScalarType dtype) {
   }
 }
 
-TEST_CASE("on CUDA, a bfloat16 learner with float32 masters on the GPU tracks the float32 CPU learner",
-          "[.][gpu-check][cuda]") {
+TEST_CASE(
+    "on CUDA, a bfloat16 learner with float32 masters on the GPU tracks the float32 CPU learner",
+    "[.][gpu-check][cuda]") {
   const std::string root = model::testing::MakeTempDir("learner_cuda");
   const std::string dir = SaveTinyModel(root);
   LearnerOptions o = Options();
@@ -1162,7 +1168,8 @@ TEST_CASE("on CUDA, a bfloat16 learner checkpoints and resumes on the GPU and on
   CHECK(sb->loss == Approx(sa->loss).epsilon(1e-5));
   CHECK(sb->grad_norm == Approx(sa->grad_norm).epsilon(1e-4));
   CHECK(sb->learning_rate == sa->learning_rate);
-  const double resume_error = RelativeError(Weights(b->master_weights()), Weights(a->master_weights()));
+  const double resume_error =
+      RelativeError(Weights(b->master_weights()), Weights(a->master_weights()));
   std::printf("cuda bf16 learner: resumed step vs uninterrupted, relative weight difference %.2e\n",
               resume_error);
   CHECK(resume_error < 1e-5);

@@ -24,11 +24,14 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ChiSquare;
 using testing::ChiSquareCritical;
+using testing::FirstTokenCounts;
 using testing::GreedyRequest;
 using testing::kSequences;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
+using testing::NextTokenLogits;
 using testing::ReferenceLogits;
+using testing::SampledRequest;
 using testing::TargetDistribution;
 using testing::TinyConfig;
 
@@ -150,16 +153,11 @@ TEST_CASE("on CUDA, generation matches its own teacher forcing, with and without
 
       // Sampled generation: its log-probs are what the learner's importance
       // ratio divides by, so they must equal the teacher-forced ones.
+      SamplingParams nucleus;
+      nucleus.top_p = 0.95;
       std::vector<GenerationRequest> sampled;
       for (size_t i = 0; i < kSequences.size(); ++i) {
-        GenerationRequest r;
-        r.prompt = kSequences[i];
-        r.params.temperature = 1.0;
-        r.params.top_p = 0.95;
-        r.params.seed = 100 + i;
-        r.params.max_new_tokens = 16;
-        r.params.ignore_eos = true;
-        sampled.push_back(r);
+        sampled.push_back(SampledRequest(kSequences[i], nucleus, 100 + i, 16));
       }
       auto gen = model->Generate(sampled);
       auto again = model->Generate(sampled);
@@ -202,10 +200,7 @@ TEST_CASE(
   const std::string dir = SaveTiny(Arch::kQwen3, 11);
   auto model = LoadOn(dir, "cuda", "float32");
   const std::vector<int64_t> prompt = kSequences[2];
-  auto logits = model->Logits({prompt}, /*use_cache=*/false);
-  REQUIRE(logits.ok());
-  const int64_t vocab = model->config().vocab_size;
-  const std::vector<float> last((*logits)[0].end() - vocab, (*logits)[0].end());
+  const std::vector<float> last = NextTokenLogits(*model, prompt);
   GenerateOptions device, host;
   device.sampler = GenerateOptions::Sampler::kDevice;
   host.sampler = GenerateOptions::Sampler::kHost;
@@ -216,18 +211,7 @@ TEST_CASE(
   top_p.top_p = 0.8;
   const int n = 3000;
   for (const SamplingParams* params : {&plain, &top_k, &top_p}) {
-    std::vector<GenerationRequest> requests(n);
-    for (int i = 0; i < n; ++i) {
-      requests[i].prompt = prompt;
-      requests[i].params = *params;
-      requests[i].params.seed = 1000 + i;
-      requests[i].params.max_new_tokens = 1;
-      requests[i].params.ignore_eos = true;
-    }
-    auto drawn = model->Generate(requests, device);
-    REQUIRE(drawn.ok());
-    std::map<int64_t, int> counts;
-    for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
+    const std::map<int64_t, int> counts = FirstTokenCounts(*model, prompt, *params, n, device);
     int dof = 0;
     const double stat = ChiSquare(counts, TargetDistribution(last, *params), n, &dof);
     std::printf(

@@ -96,7 +96,8 @@ int64_t SampleToken(const float* logits, int64_t vocab, const SamplingParams& p,
 // null for a row that takes no token (finished, or padding of the batch);
 // `rngs[i]` is that row's stream.
 struct Drawn {
-  std::vector<int64_t> tokens;
+  explicit Drawn(int64_t rows) : tokens(rows, -1), logprobs(rows, 0.0f) {}
+  std::vector<int64_t> tokens;  // -1 for rows without params
   std::vector<float> logprobs;
 };
 
@@ -115,9 +116,7 @@ Drawn DrawOnHost(const at::Tensor& logits, const std::vector<const SamplingParam
   at::Tensor lp_cpu = at::log_softmax(lg_cpu, -1).contiguous();
   const float* lg = lg_cpu.data_ptr<float>();
   const float* lp = lp_cpu.data_ptr<float>();
-  Drawn out;
-  out.tokens.assign(rows, -1);
-  out.logprobs.assign(rows, 0.0f);
+  Drawn out(rows);
   for (int64_t i = 0; i < rows; ++i) {
     if (params[i] == nullptr) continue;
     const float* row = lg + i * vocab;
@@ -205,9 +204,7 @@ Drawn DrawOnDevice(const at::Tensor& logits, const std::vector<const SamplingPar
           .to(at::kCPU)
           .contiguous();
   const double* v = both.data_ptr<double>();
-  Drawn out;
-  out.tokens.assign(rows, -1);
-  out.logprobs.assign(rows, 0.0f);
+  Drawn out(rows);
   for (int64_t i = 0; i < rows; ++i) {
     if (params[i] == nullptr) continue;
     if (v[3 * i + 2] == 0) ThrowNotFinite(i);

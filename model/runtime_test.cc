@@ -25,11 +25,14 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ChiSquare;
 using testing::ChiSquareCritical;
+using testing::FirstTokenCounts;
 using testing::GreedyRequest;
 using testing::kSequences;
 using testing::MakeTempDir;
 using testing::MaxAbsDiff;
+using testing::NextTokenLogits;
 using testing::ReferenceLogits;
+using testing::SampledRequest;
 using testing::TargetDistribution;
 using testing::TinyConfig;
 
@@ -139,16 +142,12 @@ TEST_CASE("generation log-probs equal the teacher-forced log-probs of the same s
 
 TEST_CASE("seeded sampling is reproducible and independent of the batch", "[model][generate]") {
   auto model = TinyModel(Arch::kLlama);
-  auto request = [](uint64_t seed, std::vector<int64_t> prompt) {
-    GenerationRequest r;
-    r.prompt = std::move(prompt);
-    r.params.temperature = 1.3;
-    r.params.top_k = 50;
-    r.params.top_p = 0.95;
-    r.params.seed = seed;
-    r.params.max_new_tokens = 12;
-    r.params.ignore_eos = true;
-    return r;
+  SamplingParams params;
+  params.temperature = 1.3;
+  params.top_k = 50;
+  params.top_p = 0.95;
+  auto request = [&](uint64_t seed, std::vector<int64_t> prompt) {
+    return SampledRequest(std::move(prompt), params, seed, 12);
   };
   auto a = model->Generate({request(1, kSequences[0]), request(2, kSequences[1])});
   auto b = model->Generate({request(1, kSequences[0]), request(2, kSequences[1])});
@@ -403,10 +402,7 @@ TEST_CASE("both samplers draw from the model's distribution under temperature, t
           "[model][generate][sampler]") {
   auto model = TinyModel(Arch::kQwen3);
   const std::vector<int64_t> prompt = kSequences[2];
-  auto logits = model->Logits({prompt}, /*use_cache=*/false);
-  REQUIRE(logits.ok());
-  const int64_t vocab = model->config().vocab_size;
-  const std::vector<float> last((*logits)[0].end() - vocab, (*logits)[0].end());
+  const std::vector<float> last = NextTokenLogits(*model, prompt);
 
   SamplingParams plain, top_k, top_p;
   plain.temperature = 1.3;
@@ -420,18 +416,7 @@ TEST_CASE("both samplers draw from the model's distribution under temperature, t
     GenerateOptions options;
     options.sampler = sampler;
     for (const SamplingParams* params : {&plain, &top_k, &top_p}) {
-      std::vector<GenerationRequest> requests(n);
-      for (int i = 0; i < n; ++i) {
-        requests[i].prompt = prompt;
-        requests[i].params = *params;
-        requests[i].params.seed = 1000 + i;
-        requests[i].params.max_new_tokens = 1;
-        requests[i].params.ignore_eos = true;
-      }
-      auto drawn = model->Generate(requests, options);
-      REQUIRE(drawn.ok());
-      std::map<int64_t, int> counts;
-      for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
+      const std::map<int64_t, int> counts = FirstTokenCounts(*model, prompt, *params, n, options);
       const std::vector<double> want = TargetDistribution(last, *params);
       const int support =
           static_cast<int>(std::count_if(want.begin(), want.end(), [](double q) { return q > 0; }));
@@ -468,16 +453,12 @@ TEST_CASE(
   GenerateOptions device, host;
   device.sampler = GenerateOptions::Sampler::kDevice;
   host.sampler = GenerateOptions::Sampler::kHost;
-  auto request = [](uint64_t seed, std::vector<int64_t> prompt) {
-    GenerationRequest r;
-    r.prompt = std::move(prompt);
-    r.params.temperature = 1.1;
-    r.params.top_k = 50;
-    r.params.top_p = 0.95;
-    r.params.seed = seed;
-    r.params.max_new_tokens = 12;
-    r.params.ignore_eos = true;
-    return r;
+  SamplingParams params;
+  params.temperature = 1.1;
+  params.top_k = 50;
+  params.top_p = 0.95;
+  auto request = [&](uint64_t seed, std::vector<int64_t> prompt) {
+    return SampledRequest(std::move(prompt), params, seed, 12);
   };
   const std::vector<GenerationRequest> both = {request(1, kSequences[0]), request(2, kSequences[1]),
                                                GreedyRequest(kSequences[2], 12)};

@@ -37,6 +37,41 @@ inline GenerationRequest GreedyRequest(std::vector<int64_t> prompt, int64_t max_
   return r;
 }
 
+// `params` with its own seed and length, EOS ignored.
+inline GenerationRequest SampledRequest(std::vector<int64_t> prompt, const SamplingParams& params,
+                                        uint64_t seed, int64_t max_new) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.params = params;
+  r.params.seed = seed;
+  r.params.max_new_tokens = max_new;
+  r.params.ignore_eos = true;
+  return r;
+}
+
+// The float32 logits of the position after `prompt`.
+inline std::vector<float> NextTokenLogits(const Model& model, const std::vector<int64_t>& prompt) {
+  auto logits = model.Logits({prompt}, /*use_cache=*/false);
+  REQUIRE(logits.ok());
+  const int64_t vocab = model.config().vocab_size;
+  return std::vector<float>((*logits)[0].end() - vocab, (*logits)[0].end());
+}
+
+// How often each token was drawn first by `n` requests for `prompt` under
+// `params` with seeds 1000, 1001, ...
+inline std::map<int64_t, int> FirstTokenCounts(const Model& model,
+                                               const std::vector<int64_t>& prompt,
+                                               const SamplingParams& params, int n,
+                                               const GenerateOptions& options) {
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < n; ++i) requests.push_back(SampledRequest(prompt, params, 1000 + i, 1));
+  auto drawn = model.Generate(requests, options);
+  REQUIRE(drawn.ok());
+  std::map<int64_t, int> counts;
+  for (const GenerationResult& r : *drawn) ++counts[r.token_ids[0]];
+  return counts;
+}
+
 // Runs `script logits DIR IN.json OUT.bin` from tests/model_reference (the
 // plain PyTorch reference.py, or transformers_reference.py) on a saved model
 // and returns the float32 logits of every position of every sequence.
